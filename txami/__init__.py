@@ -1,0 +1,38 @@
+"""
+txami: a Twisted client for the Asterisk Manager Interface (AMI).
+
+Everything a program needs is importable from here; the submodules hold one
+concept each (`txami.message`, `txami.protocol`, `txami.errors`, ...).
+"""
+
+from txami.dispatch import EventDispatcher, EventHandler
+from txami.errors import (
+    ActionTimeout,
+    AMIError,
+    AuthenticationError,
+    ConnectionLost,
+    NotConnected,
+    OriginateError,
+    ProtocolError,
+    TxamiError,
+)
+from txami.message import Message
+from txami.protocol import AMIProtocol
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AMIError",
+    "AMIProtocol",
+    "ActionTimeout",
+    "AuthenticationError",
+    "ConnectionLost",
+    "EventDispatcher",
+    "EventHandler",
+    "Message",
+    "NotConnected",
+    "OriginateError",
+    "ProtocolError",
+    "TxamiError",
+    "__version__",
+]

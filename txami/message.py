@@ -1,0 +1,326 @@
+"""
+The AMI message model: one ordered, multi-valued, case-insensitive header block.
+
+Actions, responses and events are all `Message`.  A message received from the
+server keeps its decoded text and parses headers only when asked: looking up one
+header is a string search, and the full ``(name, value)`` list is built the first
+time something needs all of it (iteration, ``getall``, ``len``, ``==``).  That is
+what lets the protocol hand every event to Python code at the cost of a bare
+split-and-dict loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+__all__ = ["REDACTED_HEADERS", "HeaderValue", "Headers", "Message", "encode_action"]
+
+#: Header names whose values never appear in a repr or a log line.
+REDACTED_HEADERS = frozenset({"secret", "key"})
+
+#: A value a caller may give for a header: scalars are converted with `str`
+#: (`bool` becomes ``true``/``false``), a list or tuple repeats the header, and
+#: `None` leaves the header out.
+HeaderValue = str | int | float | bool | Sequence[str | int | float] | None
+
+#: Headers as a mapping, or as ``(name, value)`` pairs when order or repeats matter.
+Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]
+
+_EMPTY: tuple[Message, ...] = ()
+_FORBIDDEN = ("\r", "\n", "\0")
+
+
+def _scalar(value: str | int | float | bool) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _pairs_of(headers: Headers | None) -> list[tuple[str, str]]:
+    """Flatten caller-given headers into wire-order ``(name, value)`` string pairs."""
+    if not headers:
+        return []
+    items: Iterable[tuple[str, HeaderValue]]
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    pairs: list[tuple[str, str]] = []
+    for name, value in items:
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            pairs.extend((name, _scalar(v)) for v in value)
+        else:
+            pairs.append((name, _scalar(value)))  # type: ignore[arg-type]
+    return pairs
+
+
+def _check_safe(pairs: Iterable[tuple[str, str]]) -> None:
+    """Refuse any header that would break out of its line on the wire."""
+    for name, value in pairs:
+        for part, what in ((name, "name"), (value, "value")):
+            for bad in _FORBIDDEN:
+                if bad in part:
+                    shown = "***" if name.lower() in REDACTED_HEADERS and what == "value" else part
+                    raise ValueError(
+                        f"AMI header {name!r} has a {what} containing {bad!r}, which would "
+                        f"inject a header or an action: {shown!r}"
+                    )
+        if not name or ":" in name or name != name.strip():
+            raise ValueError(f"{name!r} is not a valid AMI header name")
+
+
+def encode_action(name: str, action_id: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """
+    Serialise an action: ``Action`` then ``ActionID`` first, then ``headers``.
+
+    ``ActionID`` comes second so that Asterisk's own parse errors (such as
+    ``line too long`` on a later header) still carry it.  Raises `ValueError`,
+    naming the header, if any name or value holds CR, LF or NUL: nothing is
+    returned, so nothing can be written.
+    """
+    lines = [f"Action: {name}", f"ActionID: {action_id}"]
+    lines.extend(f"{k}: {v}" for k, v in headers)
+    text = "\r\n".join(lines)
+    # One C-level pass each instead of three per header: a header is unsafe
+    # exactly when the joined text holds more line breaks than its joints.
+    joints = len(lines) - 1
+    if text.count("\n") != joints or text.count("\r") != joints or "\0" in text:
+        _check_safe([("Action", name), ("ActionID", action_id), *headers])
+    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def _parse_lines(text: str) -> list[tuple[str, str]]:
+    """
+    Split decoded message text into ``(name, value)`` pairs in wire order.
+
+    Lines end with CRLF (a bare LF is accepted, as Asterisk itself does); the
+    value is what follows the first colon, less one space.  Lines without a
+    colon are skipped; the protocol logs them.
+    """
+    pairs = []
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        if value.startswith(" "):
+            value = value[1:]
+        pairs.append((name, value))
+    return pairs
+
+
+class Message:
+    """
+    An AMI header block: an action, a response or an event.
+
+    Headers keep their wire order and repeats (``Variable``, ``Output``, user
+    headers); lookups by name ignore case, as Asterisk does.
+
+    >>> msg = Message([("Event", "Hangup"), ("Channel", "PJSIP/100-01"), ("Cause", "16")])
+    >>> msg.kind, msg.name, msg["channel"]
+    ('event', 'Hangup', 'PJSIP/100-01')
+
+    Only the response to a list action has `events` (its items, in order) and
+    `list_complete` (the event that ended the list); for every other message
+    they are empty and `None`.
+    """
+
+    __slots__ = ("_low", "_pairs", "_text", "events", "list_complete")
+
+    _text: str | None
+    _low: str | None
+    _pairs: list[tuple[str, str]] | None
+    events: Sequence[Message]
+    list_complete: Message | None
+
+    def __init__(self, headers: Headers | None = None) -> None:
+        self._text = None
+        self._low = None
+        self._pairs = _pairs_of(headers)
+        self.events = _EMPTY
+        self.list_complete = None
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Message:
+        """
+        Build a message from one block as read from the wire (without the
+        blank line that ends it).  Bytes are decoded as UTF-8 and invalid bytes
+        survive as surrogate escapes, so `to_bytes` gives them back unchanged.
+        """
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "surrogateescape")
+        return _from_text(data)
+
+    # --- lookups -------------------------------------------------------------
+
+    def _search(self, name: str) -> str | None:
+        """First value of ``name`` by a case-insensitive search of the text."""
+        text = self._text
+        assert text is not None
+        low = self._low
+        if low is None:
+            low = self._low = text.lower()
+            if len(low) != len(text):
+                # Lower-casing changed some character's length, so offsets in
+                # `low` no longer match `text`: use the parsed pairs instead.
+                self._low = ""
+                return self._scan(name)
+        elif not low:
+            return self._scan(name)
+        key = name.lower() + ":"
+        if low.startswith(key):
+            start = len(key)
+        else:
+            start = low.find("\n" + key)
+            if start < 0:
+                return None
+            start += len(key) + 1
+        if text.startswith(" ", start):
+            start += 1
+        end = text.find("\n", start)
+        if end < 0:
+            return text[start:]
+        if text[end - 1] == "\r" and end > start:
+            end -= 1
+        return text[start:end]
+
+    def _scan(self, name: str) -> str | None:
+        key = name.lower()
+        for k, v in self.pairs():
+            if k.lower() == key:
+                return v
+        return None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case), or ``default``."""
+        value = self._search(name) if self._text is not None else self._scan(name)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> str:
+        value = self._search(name) if self._text is not None else self._scan(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        value = self._search(name) if self._text is not None else self._scan(name)
+        return value is not None
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of header ``name`` (any case), in wire order."""
+        key = name.lower()
+        return [v for k, v in self.pairs() if k.lower() == key]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """All ``(name, value)`` pairs in wire order (a new list is not made per call)."""
+        pairs = self._pairs
+        if pairs is None:
+            assert self._text is not None
+            pairs = self._pairs = _parse_lines(self._text)
+        return pairs
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.pairs())
+
+    def __len__(self) -> int:
+        return len(self.pairs())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        mine, theirs = self.pairs(), other.pairs()
+        return len(mine) == len(theirs) and all(
+            a.lower() == b.lower() and x == y for (a, x), (b, y) in zip(mine, theirs, strict=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # --- what the message is -------------------------------------------------
+
+    def _first(self) -> tuple[str, str] | None:
+        text = self._text
+        if text is None:
+            return self._pairs[0] if self._pairs else None
+        end = text.find("\r\n")
+        name, colon, value = (text if end < 0 else text[:end]).partition(":")
+        if not colon:
+            pairs = self.pairs()
+            return pairs[0] if pairs else None
+        return name, value[1:] if value.startswith(" ") else value
+
+    @property
+    def kind(self) -> str | None:
+        """``"response"``, ``"event"`` or ``"action"``, from the first header."""
+        first = self._first()
+        if first is None:
+            return None
+        kind = first[0].lower()
+        return kind if kind in ("response", "event", "action") else None
+
+    @property
+    def name(self) -> str | None:
+        """The event name, response status or action name: the first header's value."""
+        first = self._first()
+        if first is None or first[0].lower() not in ("response", "event", "action"):
+            return None
+        return first[1]
+
+    @property
+    def action_id(self) -> str | None:
+        """The ``ActionID`` header, or `None`."""
+        return self.get("ActionID")
+
+    # --- output ----------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """
+        The message as it goes on the wire, ending with the blank line.
+
+        A received message gives back exactly the bytes it was parsed from.
+        Raises `ValueError` if a header built by a caller holds CR, LF or NUL.
+        """
+        if self._text is not None:
+            return (self._text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+        pairs = self.pairs()
+        _check_safe(pairs)
+        return "".join(f"{k}: {v}\r\n" for k, v in pairs).encode("utf-8", "surrogateescape") + (
+            b"\r\n"
+        )
+
+    def redacted_pairs(self) -> list[tuple[str, str]]:
+        """The pairs with every `Secret` and `Key` value replaced by ``***``."""
+        return [(k, "***") if k.lower() in REDACTED_HEADERS else (k, v) for k, v in self.pairs()]
+
+    def __repr__(self) -> str:
+        listed = self.events or self.list_complete is not None
+        extra = f", events=<{len(self.events)} items>" if listed else ""
+        return f"Message({self.redacted_pairs()!r}{extra})"
+
+
+_new = object.__new__
+
+
+def _from_text(text: str) -> Message:
+    """A text-backed message; the protocol's per-message constructor."""
+    msg: Message = _new(Message)
+    msg._text = text
+    msg._low = None
+    msg._pairs = None
+    msg.events = _EMPTY
+    msg.list_complete = None
+    return msg
+
+
+def _from_pairs(pairs: list[tuple[str, str]]) -> Message:
+    """A message over already-flattened string pairs (no copy)."""
+    msg: Message = _new(Message)
+    msg._text = None
+    msg._low = None
+    msg._pairs = pairs
+    msg.events = _EMPTY
+    msg.list_complete = None
+    return msg

@@ -1,0 +1,993 @@
+"""
+`AMIProtocol`: one AMI session over one connection.
+
+Framing: after the banner line, every AMI message ends with a blank line, so a
+`LineReceiver` whose delimiter is ``b"\\r\\n\\r\\n"`` hands `lineReceived` one
+whole message at a time.  `dataReceived` is overridden only to split each read
+once (Twisted's own loop re-copies the buffer for every message) and to take
+the banner; the pre-14 ``Response: Follows`` Command body, which may hold blank
+lines, is re-assembled in `lineReceived`.
+
+Requests: every action gets an ActionID (a random per-process prefix plus a
+counter) and a Deferred kept in one dict of pending actions, as AMP keeps its
+boxes.  The Deferred fires exactly once: with the response (or, for a list
+action, the response carrying its items), with `AMIError`, with
+`ActionTimeout`, or with `ConnectionLost`.  Once the connection is gone, new
+actions fail at once with `NotConnected`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from txami.dispatch import EventDispatcher, EventHandler
+from txami.errors import (
+    ActionTimeout,
+    AMIError,
+    AuthenticationError,
+    ConnectionLost,
+    NotConnected,
+    OriginateError,
+    ProtocolError,
+)
+from txami.message import Headers, Message, _from_pairs, _from_text, _pairs_of, encode_action
+
+__all__ = ["AMIProtocol"]
+
+_log = Logger(namespace="txami.protocol")
+
+# What a pending action is waiting for.
+_RESPONSE: Final = 0  # its response
+_LIST: Final = 1  # the rest of its list: events with its ActionID up to ``EventList: Complete``
+_EVENT: Final = 2  # an event with its ActionID (async Originate's OriginateResponse)
+_RAW: Final = 3  # pre-15 ``Queues``: text blocks with no headers, up to a following Ping
+_DRAIN: Final = 4  # timed out mid-list: swallow the rest of the list
+
+_SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
+_DELIMITER: Final = b"\r\n\r\n"
+_END_COMMAND: Final = "--END COMMAND--"
+_FOLLOWS_HEADERS: Final = frozenset({"response", "privilege", "actionid", "message"})
+
+_ID_PREFIX: Final = secrets.token_hex(6)
+_id_counter = itertools.count(1)
+
+
+class _Pending:
+    """The state of one action that has been sent and not yet answered."""
+
+    __slots__ = (
+        "action",
+        "action_id",
+        "awaited",
+        "deadline",
+        "deferred",
+        "items",
+        "mode",
+        "response",
+        "timeout",
+        "untagged",
+    )
+
+    def __init__(
+        self, action: str, action_id: str, deferred: Deferred[Message], timeout: float
+    ) -> None:
+        self.action = action
+        self.action_id = action_id
+        self.deferred = deferred
+        self.timeout = timeout
+        self.deadline = 0.0
+        self.mode = _RESPONSE
+        self.awaited: str | None = None
+        self.untagged: str | None = None
+        self.response: Message | None = None
+        self.items: list[Message] | None = None
+
+
+def _ami_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _items(response: Message) -> list[Message]:
+    return list(response.events)
+
+
+def _output(response: Message) -> list[str]:
+    return response.getall("Output")
+
+
+def _parse_follows(text: str) -> Message:
+    """
+    Turn a pre-14 ``Response: Follows`` Command answer into a message whose
+    output lines are ``Output`` headers, as Asterisk 14+ sends them.
+    """
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        end = text.find("\r\n", pos)
+        if end < 0:
+            break
+        name, colon, value = text[pos:end].partition(":")
+        if not colon or name.lower() not in _FOLLOWS_HEADERS:
+            break
+        pairs.append((name, value[1:] if value.startswith(" ") else value))
+        pos = end + 2
+    body = text[pos:]
+    marker = body.rfind(_END_COMMAND)
+    if marker >= 0:
+        body = body[:marker]
+    if body:
+        lines = body.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        pairs.extend(("Output", line[:-1] if line.endswith("\r") else line) for line in lines)
+    return _from_pairs(pairs)
+
+
+class AMIProtocol(LineReceiver):
+    """
+    An Asterisk Manager Interface session.
+
+    ``clock`` schedules the per-action timeouts (the reactor, or a `Clock` in
+    tests).  ``dispatcher`` is the event handler registry; `AMIFactory` passes
+    its own so that handlers outlive a connection.
+
+    Limits (class defaults, settable per instance): ``MAX_LENGTH`` bytes per
+    message (``max_message_size``), ``max_headers`` lines per message,
+    ``max_list_items`` items per list action.  Exceeding one closes the
+    connection with a logged `ProtocolError` rather than growing memory.
+    """
+
+    delimiter = _DELIMITER
+    MAX_LENGTH = 1024 * 1024
+    max_headers = 100_000
+    max_list_items = 200_000
+    #: The default per-action timeout in seconds.
+    timeout = 30.0
+
+    #: The AMI protocol version from the banner (``"9.0.0"`` for Asterisk 20), once read.
+    ami_version: str | None = None
+    #: The whole banner line, once read.
+    banner: str | None = None
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        dispatcher: EventDispatcher | None = None,
+        timeout: float | None = None,
+        max_message_size: int | None = None,
+    ) -> None:
+        self.clock = clock
+        self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
+        self._dispatch = self.dispatcher.dispatch
+        if timeout is not None:
+            self.timeout = timeout
+        if max_message_size is not None:
+            self.MAX_LENGTH = max_message_size
+        self._pending: dict[str, _Pending] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self._timer: IDelayedCall | None = None
+        self._claimers = 0
+        self._untagged: list[_Pending] = []
+        self._raw: list[_Pending] = []
+        self._raw_size = 0
+        self._follows: list[str] | None = None
+        self._follows_size = 0
+        self._banner_pending = True
+        self._stopped = False
+        self._reentered = False
+        self._not_connected = "not connected yet"
+        self._close_reason: Failure | None = None
+        self._disconnect_waiters: list[Deferred[None]] = []
+        #: True between a successful `login` and the end of the connection.
+        self.logged_in = False
+        #: The user name of the last successful `login`.
+        self.username: str | None = None
+        self.actions_sent = 0
+        self.events_received = 0
+
+    # --- connection --------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._not_connected = ""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Fail every pending action with `ConnectionLost`, and all later ones at once."""
+        self._stopped = True
+        self.logged_in = False
+        if self._close_reason is not None:
+            reason = self._close_reason
+        self._not_connected = f"the connection was lost ({reason.getErrorMessage()})"
+        pending, self._pending = self._pending, {}
+        self._deadlines = []
+        self._untagged = []
+        self._raw = []
+        self._claimers = 0
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for entry in pending.values():
+            if entry.mode != _DRAIN:
+                entry.deferred.errback(ConnectionLost(entry.action, entry.action_id, reason))
+        waiters, self._disconnect_waiters = self._disconnect_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def when_disconnected(self) -> Deferred[None]:
+        """A new Deferred that fires (with `None`) once this connection is gone."""
+        if self._stopped:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._disconnect_waiters.append(waiter)
+        return waiter
+
+    @property
+    def connected_and_open(self) -> bool:
+        """Whether actions can be sent now."""
+        return not self._not_connected and not self._stopped
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._busyReceiving:
+            self._buffer += data
+            self._reentered = True
+            return
+        self._busyReceiving = True
+        try:
+            self._receive(data)
+            while self._reentered and not self._stopped and not self.paused:
+                self._reentered = False
+                self._receive(b"")
+        finally:
+            self._busyReceiving = False
+
+    def _receive(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        if self._stopped:
+            return
+        if self._banner_pending:
+            buffer = self._take_banner(buffer)
+            if self._banner_pending:
+                self._buffer = buffer
+                return
+        parts = buffer.split(_DELIMITER)
+        tail = parts.pop()
+        self._buffer = tail
+        limit = self.MAX_LENGTH
+        transport: Any = self.transport
+        for index, part in enumerate(parts):
+            if len(part) > limit:
+                self.lineLengthExceeded(part)
+                return
+            self.lineReceived(part)
+            if self._stopped or self.paused or (transport is not None and transport.disconnecting):
+                if not self._stopped:
+                    rest = parts[index + 1 :]
+                    rest.append(self._buffer)
+                    self._buffer = _DELIMITER.join(rest)
+                return
+        if len(tail) > limit:
+            self.lineLengthExceeded(tail)
+
+    def _take_banner(self, buffer: bytes) -> bytes:
+        """Read the ``Asterisk Call Manager/X.Y.Z`` line that opens every session."""
+        end = buffer.find(b"\r\n")
+        if end < 0:
+            if len(buffer) > 1024:
+                self._banner_pending = False
+                _log.warn("no AMI banner line in the first {size} bytes", size=len(buffer))
+            return buffer
+        self._banner_pending = False
+        line = buffer[:end]
+        if b":" in line:
+            _log.warn("the server sent no banner; reading messages at once")
+            return buffer
+        self.banner = line.decode("utf-8", "replace")
+        self.ami_version = self.banner.rpartition("/")[2] or None
+        return buffer[end + 2 :]
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._protocol_error(
+            f"a message of more than {self.MAX_LENGTH} bytes (max_message_size) arrived"
+        )
+
+    def lineReceived(self, line: bytes) -> None:
+        """Handle one whole message (the bytes between two blank lines)."""
+        if self._follows is not None:
+            self._continue_follows(line.decode("utf-8", "surrogateescape"))
+            return
+        if len(line) >= 2 * self.max_headers and line.count(b"\n") >= self.max_headers:
+            self._protocol_error(f"a message with more than {self.max_headers} lines arrived")
+            return
+        text = line.decode("utf-8", "surrogateescape")
+        if text.startswith("Event: "):
+            end = text.find("\r", 7)
+            name = text[7:end] if end > 0 else text[7:]
+            self._event_received(_from_text(text), name)
+        elif text.startswith("Response: "):
+            self._response_received(text)
+        else:
+            self._unusual_received(text)
+
+    def _event_received(self, event: Message, name: str) -> None:
+        self.events_received += 1
+        if self._claimers and self._claim(event, name):
+            return
+        self._dispatch(name, event)
+
+    def _response_received(self, text: str) -> None:
+        if text.startswith("Response: Follows"):
+            if not text.rstrip().endswith(_END_COMMAND):
+                self._follows = [text]
+                self._follows_size = len(text)
+                return
+            response = _parse_follows(text)
+        else:
+            response = _from_text(text)
+        start = text.find("\r\nActionID: ")
+        if start >= 0:
+            start += 12
+            end = text.find("\r", start)
+            action_id: str | None = text[start:end] if end >= 0 else text[start:]
+        else:
+            action_id = response.action_id
+        entry = self._pending.get(action_id) if action_id is not None else None
+        if entry is None:
+            if action_id is None:
+                _log.warn("skipping a response without ActionID: {response!r}", response=response)
+            else:
+                _log.debug(
+                    "dropping a response to ActionID {action_id!r}, which is not pending",
+                    action_id=action_id,
+                )
+            return
+        status = (response.name or "").lower()
+        mode = entry.mode
+        if status not in _SUCCESS:
+            if mode == _DRAIN:
+                self._forget(entry)
+            else:
+                self._fail(entry, AMIError(entry.action, response))
+        elif mode == _RESPONSE:
+            eventlist = response.get("EventList")
+            if eventlist is not None and eventlist.lower() == "start":
+                entry.mode = _LIST
+                entry.response = response
+                entry.items = []
+                self._claimers += 1
+            else:
+                self._succeed(entry, response)
+        elif mode == _EVENT:
+            entry.response = response
+        elif mode == _RAW:
+            self._succeed(entry, response)
+        else:
+            _log.debug("dropping a second response to {action_id!r}", action_id=action_id)
+
+    def _continue_follows(self, text: str) -> None:
+        follows = self._follows
+        assert follows is not None
+        follows.append(text)
+        self._follows_size += len(text) + 4
+        if self._follows_size > self.MAX_LENGTH:
+            self._follows = None
+            self._protocol_error("a Command answer (Response: Follows) exceeded max_message_size")
+        elif text.rstrip().endswith(_END_COMMAND):
+            self._follows = None
+            self._response_received("\r\n\r\n".join(follows))
+
+    def _unusual_received(self, text: str) -> None:
+        """Everything that is not ``Event: `` or ``Response: `` at the very start."""
+        stripped = text.lstrip("\r\n")
+        if not stripped:
+            _log.debug("skipping a stray blank line")
+            return
+        if stripped is not text:
+            if stripped.startswith("Event: "):
+                end = stripped.find("\r", 7)
+                self._event_received(
+                    _from_text(stripped), stripped[7:end] if end > 0 else stripped[7:]
+                )
+            elif stripped.startswith("Response: "):
+                self._response_received(stripped)
+            else:
+                self._unusual_received(stripped)
+            return
+        message = _from_text(text)
+        kind = message.kind
+        if kind == "event":
+            self._event_received(message, message.name or "")
+        elif kind == "response" and message.name is not None:
+            self._response_received(text)
+        elif self._raw:
+            self._raw_size += len(text)
+            if self._raw_size > self.MAX_LENGTH:
+                self._protocol_error("a Queues answer exceeded max_message_size")
+                return
+            items = self._raw[0].items
+            assert items is not None
+            items.append(message)
+        else:
+            _log.warn(
+                "skipping a message that is neither a response nor an event: {text!r}",
+                text=text[:200],
+            )
+
+    def _claim(self, event: Message, name: str) -> bool:
+        """Take ``event`` for a pending action if it belongs to one; `True` if taken."""
+        action_id = event.action_id
+        if action_id is None:
+            if self._untagged:
+                low = name.lower()
+                for entry in self._untagged:
+                    if entry.untagged == low and entry.mode == _LIST:
+                        self._add_item(entry, event)
+                        return True
+            return False
+        owner = self._pending.get(action_id)
+        if owner is None:
+            return False
+        entry = owner
+        mode = entry.mode
+        if mode in (_LIST, _DRAIN):
+            eventlist = event.get("EventList")
+            if eventlist is not None and eventlist.lower() == "complete":
+                self._complete_list(entry, event)
+            elif mode == _LIST:
+                self._add_item(entry, event)
+            return True
+        if mode == _EVENT and name.lower() == entry.awaited:
+            if (event.get("Response") or "").lower() == "success":
+                self._succeed(entry, event)
+            else:
+                self._fail(entry, OriginateError(entry.action, event))
+        return False
+
+    def _add_item(self, entry: _Pending, event: Message) -> None:
+        items = entry.items
+        assert items is not None
+        if len(items) >= self.max_list_items:
+            self._protocol_error(f"{entry.action} sent more than {self.max_list_items} list items")
+            return
+        items.append(event)
+
+    def _complete_list(self, entry: _Pending, complete: Message) -> None:
+        if entry.mode == _DRAIN:
+            self._forget(entry)
+            return
+        response = entry.response
+        items = entry.items
+        assert response is not None and items is not None
+        announced = complete.get("ListItems")
+        if announced is not None and announced.strip() != str(len(items)):
+            _log.warn(
+                "{action} list announced {announced} items but {received} arrived",
+                action=entry.action,
+                announced=announced,
+                received=len(items),
+            )
+        response.events = items
+        response.list_complete = complete
+        self._succeed(entry, response)
+
+    # --- the table of pending actions ----------------------------------------------------------
+
+    def _forget(self, entry: _Pending) -> None:
+        del self._pending[entry.action_id]
+        mode = entry.mode
+        if mode in (_LIST, _DRAIN, _EVENT):
+            self._claimers -= 1
+        if entry.untagged is not None and entry in self._untagged:
+            self._untagged.remove(entry)
+        if mode == _RAW and entry in self._raw:
+            self._raw.remove(entry)
+            if not self._raw:
+                self._raw_size = 0
+
+    def _succeed(self, entry: _Pending, result: Message) -> None:
+        self._forget(entry)
+        entry.deferred.callback(result)
+
+    def _fail(self, entry: _Pending, error: Exception) -> None:
+        self._forget(entry)
+        entry.deferred.errback(error)
+
+    def _cancel(self, deferred: Deferred[Message]) -> None:
+        """Canceller of every action's Deferred: forget the action (a late answer is dropped)."""
+        for entry in self._pending.values():
+            if entry.deferred is deferred:
+                self._forget(entry)
+                return
+
+    def _expire(self) -> None:
+        """Fail every action whose deadline has passed; re-arm for the next one."""
+        self._timer = None
+        now = self.clock.seconds()
+        heap = self._deadlines
+        pending = self._pending
+        while heap:
+            deadline, action_id = heap[0]
+            entry = pending.get(action_id)
+            if entry is not None and entry.deadline == deadline:
+                if deadline > now:
+                    self._timer = self.clock.callLater(deadline - now, self._expire)
+                    return
+                heapq.heappop(heap)
+                if entry.mode == _LIST:
+                    # Keep swallowing the rest of the list for one more period,
+                    # so its items do not reach the event handlers.
+                    self._untagged = [e for e in self._untagged if e is not entry]
+                    entry.mode = _DRAIN
+                    entry.deadline = now + entry.timeout
+                    heapq.heappush(heap, (entry.deadline, action_id))
+                    entry.deferred.errback(ActionTimeout(entry.action, action_id, entry.timeout))
+                elif entry.mode == _DRAIN:
+                    self._forget(entry)
+                else:
+                    self._fail(entry, ActionTimeout(entry.action, action_id, entry.timeout))
+            else:
+                heapq.heappop(heap)
+
+    def _arm(self, deadline: float, now: float) -> None:
+        timer = self._timer
+        if timer is None:
+            self._timer = self.clock.callLater(deadline - now, self._expire)
+        elif deadline < timer.getTime():
+            timer.reset(deadline - now)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send_action(
+        self,
+        name: str,
+        headers: Headers | None = None,
+        *,
+        action_timeout: float | None = None,
+        untagged_items: str | None = None,
+        **more: Any,
+    ) -> Deferred[Message]:
+        """
+        Send action ``name`` and return a Deferred that fires once with its answer.
+
+        Headers come from ``headers`` (a mapping, or ``(name, value)`` pairs
+        when order or repeats matter) and then from ``more`` keywords; a list
+        value repeats the header and `None` leaves it out.  An ``ActionID``
+        header, if given, is used instead of a generated one.
+
+        The Deferred fires with the response.  If the response starts a list
+        (``EventList: start``), it fires once the list is complete, and the
+        response's ``events`` holds the items in order.  It errbacks `AMIError`
+        on ``Response: Error``, `ActionTimeout` after ``action_timeout``
+        seconds (default: the protocol's ``timeout``), `ConnectionLost` if the
+        connection ends first, and at once `NotConnected` if there is no
+        connection.  ``untagged_items`` names a list item event that the server
+        sends without an ActionID (IAXpeers does this with ``PeerEntry``).
+
+        Raises `ValueError` (and writes nothing) if a header name or value
+        holds CR, LF or NUL.
+        """
+        pairs = _pairs_of(headers)
+        if more:
+            pairs.extend(_pairs_of(more))
+        return self._send(name, pairs, action_timeout, untagged=untagged_items)
+
+    def _send(
+        self,
+        name: str,
+        pairs: list[tuple[str, str]],
+        timeout: float | None = None,
+        *,
+        mode: int = _RESPONSE,
+        awaited: str | None = None,
+        untagged: str | None = None,
+    ) -> Deferred[Message]:
+        action_id = None
+        for index, (key, value) in enumerate(pairs):
+            if key.lower() == "actionid":
+                action_id = value
+                del pairs[index]
+                break
+        if action_id is None:
+            action_id = f"{_ID_PREFIX}.{next(_id_counter)}"
+        elif action_id in self._pending:
+            raise ValueError(f"ActionID {action_id!r} is already pending")
+        data = encode_action(name, action_id, pairs)
+        if self._not_connected or self._stopped:
+            return fail(NotConnected(name, self._not_connected or "the connection is closing"))
+        transport: Any = self.transport
+        if transport is None or transport.disconnecting:
+            return fail(NotConnected(name, "the connection is closing"))
+        if timeout is None:
+            timeout = self.timeout
+        deferred: Deferred[Message] = Deferred(self._cancel)
+        entry = _Pending(name, action_id, deferred, timeout)
+        if mode != _RESPONSE:
+            entry.mode = mode
+            entry.awaited = awaited
+            if mode == _EVENT:
+                self._claimers += 1
+            elif mode == _RAW:
+                entry.items = []
+                self._raw.append(entry)
+        if untagged is not None:
+            entry.untagged = untagged.lower()
+            self._untagged.append(entry)
+        now = self.clock.seconds()
+        entry.deadline = deadline = now + timeout
+        self._pending[action_id] = entry
+        heap = self._deadlines
+        if len(heap) > 2 * len(self._pending) + 256:
+            heap[:] = [(e.deadline, e.action_id) for e in self._pending.values()]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (deadline, action_id))
+        self._arm(deadline, now)
+        self.actions_sent += 1
+        transport.write(data)
+        return deferred
+
+    # --- events ----------------------------------------------------------------------------
+
+    def add_event_handler(self, name: str, handler: EventHandler) -> None:
+        """
+        Call ``handler(event)`` for every event named ``name``: matched without
+        regard to case, a glob such as ``"Queue*"``, or ``"*"`` for all.
+
+        Events that are items of a pending list action go to that action only.
+        """
+        self.dispatcher.add(name, handler)
+
+    def remove_event_handler(self, name: str, handler: EventHandler) -> None:
+        """Undo `add_event_handler` (`ValueError` if it was not registered)."""
+        self.dispatcher.remove(name, handler)
+
+    # --- failure -----------------------------------------------------------------------------
+
+    def _protocol_error(self, reason: str) -> None:
+        error = ProtocolError(reason)
+        _log.error("closing the AMI connection: {error}", error=error)
+        self._close_reason = Failure(error)  # type: ignore[no-untyped-call]
+        self._stopped = True
+        self._buffer = b""
+        self._follows = None
+        transport = self.transport
+        if transport is not None:
+            abort = getattr(transport, "abortConnection", None)
+            if abort is not None:
+                abort()
+            else:
+                transport.loseConnection()
+
+    # --- login -----------------------------------------------------------------------------
+
+    def login(
+        self,
+        username: str,
+        secret: str,
+        events: str | bool | Sequence[str] = "on",
+        auth: str = "plain",
+    ) -> Deferred[Message]:
+        """
+        Log in; fires with the ``Authentication accepted`` response.
+
+        ``auth="plain"`` sends the secret; ``auth="md5"`` asks for a
+        ``Challenge`` and sends ``Key`` = md5(challenge + secret) instead, so
+        the secret never crosses the wire.  ``events`` is the session's event
+        mask: ``"on"``, ``"off"`` or a class list such as ``"call,system"``
+        (a list of classes or a bool also do).  A refused login errbacks
+        `AuthenticationError`.
+        """
+        if isinstance(events, bool):
+            mask = "on" if events else "off"
+        elif isinstance(events, str):
+            mask = events
+        else:
+            mask = ",".join(events)
+        if auth == "plain":
+            d = self._send("Login", [("Username", username), ("Secret", secret), ("Events", mask)])
+        elif auth == "md5":
+
+            def with_key(challenge: str) -> Deferred[Message]:
+                key = hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
+                return self._send(
+                    "Login",
+                    [("AuthType", "MD5"), ("Username", username), ("Key", key), ("Events", mask)],
+                )
+
+            d = self.challenge().addCallback(with_key)
+        else:
+            raise ValueError(f"auth must be 'plain' or 'md5', not {auth!r}")
+
+        def accepted(response: Message) -> Message:
+            self.logged_in = True
+            self.username = username
+            return response
+
+        def refused(failure: Failure) -> Failure:
+            error = failure.value
+            if type(error) is AMIError and error.action == "Login":
+                return Failure(AuthenticationError("Login", error.response, username))  # type: ignore[no-untyped-call]
+            return failure
+
+        return d.addCallbacks(accepted, refused)
+
+    def challenge(self, auth_type: str = "MD5") -> Deferred[str]:
+        """Ask for an authentication challenge; fires with the challenge string."""
+        return self._send("Challenge", [("AuthType", auth_type)]).addCallback(
+            lambda response: response.get("Challenge", "") or ""
+        )
+
+    def logoff(self) -> Deferred[Message]:
+        """End the session; fires with the ``Goodbye`` response, then the server closes."""
+        return self._send("Logoff", [])
+
+    def events(self, mask: str | bool | Sequence[str]) -> Deferred[Message]:
+        """Change this session's event mask (``"on"``, ``"off"`` or classes, e.g. ``"call"``)."""
+        if isinstance(mask, bool):
+            value = "on" if mask else "off"
+        else:
+            value = mask if isinstance(mask, str) else ",".join(mask)
+        return self._send("Events", [("EventMask", value)])
+
+    def filter(self, filter: str, operation: str = "Add") -> Deferred[Message]:
+        """Add a per-session event filter, e.g. ``"Event: Hangup"`` or ``"!Channel: Local/.*"``."""
+        return self._send("Filter", [("Operation", operation), ("Filter", filter)])
+
+    # --- calls and channels ------------------------------------------------------------------
+
+    def ping(self) -> Deferred[Message]:
+        """Ping the server; fires with the ``Ping: Pong`` response."""
+        return self._send("Ping", [])
+
+    def originate(
+        self,
+        channel: str,
+        exten: str | None = None,
+        context: str | None = None,
+        priority: int | str | None = None,
+        application: str | None = None,
+        data: str | None = None,
+        timeout: int | None = None,
+        caller_id: str | None = None,
+        variables: Mapping[str, object] | None = None,
+        account: str | None = None,
+        async_: bool = False,
+        action_timeout: float | None = None,
+    ) -> Deferred[Message]:
+        """
+        Place a call from ``channel`` to ``exten@context`` or to ``application(data)``.
+
+        ``timeout`` is the ring timeout in milliseconds (the AMI ``Timeout``
+        header); ``variables`` become repeated ``Variable: name=value`` headers.
+
+        Synchronous (the default): Asterisk answers only once the channel has
+        answered or failed; fires with that response, errbacks `AMIError`.
+
+        With ``async_=True`` Asterisk answers at once and later broadcasts an
+        ``OriginateResponse`` event with this action's ActionID; the Deferred
+        fires with that event when its ``Response`` is ``Success`` and errbacks
+        `OriginateError` (with the ``Reason``) otherwise.  A session whose event
+        mask excludes call events never receives that event: then only the
+        timeout ends the wait.  The event also reaches the event handlers.
+
+        Unless ``action_timeout`` is given, it is the protocol's timeout, and
+        at least ``timeout`` plus 5 s.
+        """
+        pairs = _pairs_of(
+            [
+                ("Channel", channel),
+                ("Exten", exten),
+                ("Context", context),
+                ("Priority", priority),
+                ("Application", application),
+                ("Data", data),
+                ("Timeout", timeout),
+                ("CallerID", caller_id),
+                ("Account", account),
+                ("Async", "true" if async_ else None),
+            ]
+        )
+        if variables:
+            pairs.extend(("Variable", f"{k}={v}") for k, v in variables.items())
+        if action_timeout is None:
+            ring = (timeout if timeout is not None else 30000) / 1000.0
+            action_timeout = max(self.timeout, ring + 5.0)
+        if async_:
+            return self._send(
+                "Originate", pairs, action_timeout, mode=_EVENT, awaited="originateresponse"
+            )
+        return self._send("Originate", pairs, action_timeout)
+
+    def hangup(self, channel: str, cause: int | None = None) -> Deferred[Message]:
+        """
+        Hang up ``channel``, optionally with a Q.850 ``cause``.  A ``/regex/``
+        channel hangs up every match; the response's ``events`` then lists them.
+        """
+        return self._send("Hangup", _pairs_of([("Channel", channel), ("Cause", cause)]))
+
+    def redirect(
+        self,
+        channel: str,
+        exten: str,
+        context: str,
+        priority: int | str = 1,
+        extra_channel: str | None = None,
+        extra_exten: str | None = None,
+        extra_context: str | None = None,
+        extra_priority: int | str | None = None,
+    ) -> Deferred[Message]:
+        """Transfer ``channel`` (and optionally a second channel) to ``exten@context``."""
+        return self._send(
+            "Redirect",
+            _pairs_of(
+                [
+                    ("Channel", channel),
+                    ("Exten", exten),
+                    ("Context", context),
+                    ("Priority", priority),
+                    ("ExtraChannel", extra_channel),
+                    ("ExtraExten", extra_exten),
+                    ("ExtraContext", extra_context),
+                    ("ExtraPriority", extra_priority),
+                ]
+            ),
+        )
+
+    def absolute_timeout(self, channel: str, timeout: int) -> Deferred[Message]:
+        """Hang ``channel`` up after ``timeout`` seconds."""
+        return self._send("AbsoluteTimeout", [("Channel", channel), ("Timeout", str(timeout))])
+
+    def status(
+        self, channel: str | None = None, variables: Iterable[str] | None = None
+    ) -> Deferred[list[Message]]:
+        """The ``Status`` events of every channel (or of ``channel``), with ``variables``."""
+        pairs = _pairs_of(
+            [("Channel", channel), ("Variables", ",".join(variables) if variables else None)]
+        )
+        return self._send("Status", pairs).addCallback(_items)
+
+    def core_show_channels(self) -> Deferred[list[Message]]:
+        """One ``CoreShowChannel`` event per active channel."""
+        return self._send("CoreShowChannels", []).addCallback(_items)
+
+    def get_var(self, variable: str, channel: str | None = None) -> Deferred[str]:
+        """The value of a global or channel variable or dialplan function (``""`` if unset)."""
+        pairs = _pairs_of([("Channel", channel), ("Variable", variable)])
+        return self._send("Getvar", pairs).addCallback(
+            lambda response: response.get("Value", "") or ""
+        )
+
+    def set_var(
+        self, variable: str, value: str | int, channel: str | None = None
+    ) -> Deferred[Message]:
+        """Set a global or channel variable, or write a dialplan function."""
+        pairs = _pairs_of([("Channel", channel), ("Variable", variable), ("Value", value)])
+        return self._send("Setvar", pairs)
+
+    def monitor(
+        self,
+        channel: str,
+        file: str | None = None,
+        format: str | None = None,
+        mix: bool = False,
+    ) -> Deferred[Message]:
+        """Start recording ``channel`` (the ``Monitor`` action; gone from Asterisk 21)."""
+        pairs = _pairs_of(
+            [
+                ("Channel", channel),
+                ("File", file),
+                ("Format", format),
+                ("Mix", "true" if mix else None),
+            ]
+        )
+        return self._send("Monitor", pairs)
+
+    def stop_monitor(self, channel: str) -> Deferred[Message]:
+        """Stop recording ``channel``."""
+        return self._send("StopMonitor", [("Channel", channel)])
+
+    def change_monitor(self, channel: str, file: str) -> Deferred[Message]:
+        """Record ``channel`` under a new file name."""
+        return self._send("ChangeMonitor", [("Channel", channel), ("File", file)])
+
+    def user_event(
+        self, name: str, headers: Headers | None = None, **more: Any
+    ) -> Deferred[Message]:
+        """Raise ``UserEvent`` ``name`` with extra headers, seen by every listening session."""
+        pairs = [("UserEvent", name), *_pairs_of(headers)]
+        if more:
+            pairs.extend(_pairs_of(more))
+        return self._send("UserEvent", pairs)
+
+    # --- dialplan, mailboxes, database ---------------------------------------------------------
+
+    def extension_state(self, exten: str, context: str) -> Deferred[Message]:
+        """The hint state of ``exten@context`` (``Status``, ``StatusText``)."""
+        return self._send("ExtensionState", [("Exten", exten), ("Context", context)])
+
+    def mailbox_status(self, mailbox: str) -> Deferred[Message]:
+        """Whether ``mailbox`` (``box@context``) has waiting messages (``Waiting``)."""
+        return self._send("MailboxStatus", [("Mailbox", mailbox)])
+
+    def mailbox_count(self, mailbox: str) -> Deferred[Message]:
+        """The message counts of ``mailbox`` (``NewMessages``, ``OldMessages``, ...)."""
+        return self._send("MailboxCount", [("Mailbox", mailbox)])
+
+    def db_get(self, family: str, key: str) -> Deferred[str]:
+        """The value stored in Asterisk's database under ``family/key``."""
+
+        def value(response: Message) -> str:
+            for event in response.events:
+                found = event.get("Val")
+                if found is not None:
+                    return found
+            return response.get("Val", "") or ""
+
+        return self._send("DBGet", [("Family", family), ("Key", key)]).addCallback(value)
+
+    def db_put(self, family: str, key: str, value: str | int) -> Deferred[Message]:
+        """Store ``value`` in Asterisk's database under ``family/key``."""
+        return self._send("DBPut", [("Family", family), ("Key", key), ("Val", str(value))])
+
+    def command(self, cli: str) -> Deferred[list[str]]:
+        """
+        Run a CLI command; fires with its output lines.
+
+        Both framings give the same lines: Asterisk 14+ (``Output:`` headers)
+        and older servers (``Response: Follows`` and raw text).  An unknown
+        command errbacks `AMIError` whose ``output`` holds the CLI's complaint.
+        """
+        return self._send("Command", [("Command", cli)]).addCallback(_output)
+
+    # --- queues and IAX ------------------------------------------------------------------------
+
+    def queue_status(
+        self, queue: str | None = None, member: str | None = None
+    ) -> Deferred[list[Message]]:
+        """``QueueParams``, ``QueueMember`` and ``QueueEntry`` events, in order."""
+        pairs = _pairs_of([("Queue", queue), ("Member", member)])
+        return self._send("QueueStatus", pairs).addCallback(_items)
+
+    def queue_summary(self, queue: str | None = None) -> Deferred[list[Message]]:
+        """One ``QueueSummary`` event per queue (or for ``queue``)."""
+        return self._send("QueueSummary", _pairs_of([("Queue", queue)])).addCallback(_items)
+
+    def queues(self) -> Deferred[list[str]]:
+        """
+        The text of ``queue show``, as the ``Queues`` action gives it.
+
+        Asterisk removed ``Queues`` in version 15: newer servers errback
+        `AMIError` (``Invalid/unknown command``).  Older ones answer with bare
+        text, no response line and no ActionID; txami follows it with a
+        ``Ping`` and takes everything that arrives before the Pong as the text.
+        """
+        action_id = f"{_ID_PREFIX}.{next(_id_counter)}"
+        d = self._send("Queues", [("ActionID", action_id)], mode=_RAW)
+        entry = self._pending.get(action_id)
+
+        def finish(_: object) -> None:
+            if entry is not None and self._pending.get(action_id) is entry:
+                text = "\r\n\r\n".join(block._text or "" for block in entry.items or ())
+                output = [("Output", line) for line in text.split("\r\n")] if text else []
+                self._succeed(entry, _from_pairs(output))
+
+        if entry is not None:
+            self._send("Ping", []).addBoth(finish)
+        return d.addCallback(_output)
+
+    def iax_peers(self) -> Deferred[list[Message]]:
+        """One ``PeerEntry`` event per IAX2 peer (Asterisk sends them without ActionID)."""
+        return self._send("IAXpeers", [], untagged="PeerEntry").addCallback(_items)
