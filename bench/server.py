@@ -26,6 +26,7 @@ Run alone: ``python -m bench.server --events 1000``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import socketserver
@@ -81,10 +82,9 @@ class AMIHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
+        # A client that goes away is no server error: the client reports its own.
+        with contextlib.suppress(OSError):
             self.serve(sock)
-        except OSError:
-            pass  # the client went away: nothing to report, the client reports its own errors
 
     def serve(self, sock: socket.socket) -> None:
         payloads = self.server.payloads

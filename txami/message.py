@@ -11,9 +11,18 @@ split-and-dict loop.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["REDACTED_HEADERS", "HeaderValue", "Headers", "Message", "encode_action"]
+__all__ = [
+    "REDACTED_HEADERS",
+    "HeaderValue",
+    "Headers",
+    "Message",
+    "encode_action",
+    "new_action_id",
+]
 
 #: Header names whose values never appear in a repr or a log line.
 REDACTED_HEADERS = frozenset({"secret", "key"})
@@ -68,6 +77,20 @@ def _check_safe(pairs: Iterable[tuple[str, str]]) -> None:
                     )
         if not name or ":" in name or name != name.strip():
             raise ValueError(f"{name!r} is not a valid AMI header name")
+
+
+_ID_PREFIX = secrets.token_hex(6)
+_id_counter = itertools.count(1)
+
+
+def new_action_id() -> str:
+    """
+    A fresh ActionID: a random per-process prefix and a counter.
+
+    Asterisk broadcasts ``OriginateResponse`` with the originator's ActionID
+    to every session, so ids must not collide across processes or connections.
+    """
+    return f"{_ID_PREFIX}.{next(_id_counter)}"
 
 
 def encode_action(name: str, action_id: str, headers: Iterable[tuple[str, str]]) -> bytes:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
-import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -32,6 +30,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from txami.actions import EVENT, RAW, RESPONSE, AMIActions
 from txami.dispatch import EventDispatcher, EventHandler
 from txami.errors import (
     ActionTimeout,
@@ -42,26 +41,22 @@ from txami.errors import (
     OriginateError,
     ProtocolError,
 )
-from txami.message import Headers, Message, _from_pairs, _from_text, _pairs_of, encode_action
+from txami.message import Message, _from_pairs, _from_text, encode_action, new_action_id
 
 __all__ = ["AMIProtocol"]
 
 _log = Logger(namespace="txami.protocol")
 
-# What a pending action is waiting for.
-_RESPONSE: Final = 0  # its response
+# What a pending action is waiting for, besides RESPONSE (its response), EVENT (an
+# event with its ActionID: async Originate's OriginateResponse) and RAW (pre-15
+# ``Queues``: bare text blocks, up to a following Ping):
 _LIST: Final = 1  # the rest of its list: events with its ActionID up to ``EventList: Complete``
-_EVENT: Final = 2  # an event with its ActionID (async Originate's OriginateResponse)
-_RAW: Final = 3  # pre-15 ``Queues``: text blocks with no headers, up to a following Ping
 _DRAIN: Final = 4  # timed out mid-list: swallow the rest of the list
 
 _SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
 _DELIMITER: Final = b"\r\n\r\n"
 _END_COMMAND: Final = "--END COMMAND--"
 _FOLLOWS_HEADERS: Final = frozenset({"response", "privilege", "actionid", "message"})
-
-_ID_PREFIX: Final = secrets.token_hex(6)
-_id_counter = itertools.count(1)
 
 
 class _Pending:
@@ -88,23 +83,11 @@ class _Pending:
         self.deferred = deferred
         self.timeout = timeout
         self.deadline = 0.0
-        self.mode = _RESPONSE
+        self.mode = RESPONSE
         self.awaited: str | None = None
         self.untagged: str | None = None
         self.response: Message | None = None
         self.items: list[Message] | None = None
-
-
-def _ami_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _items(response: Message) -> list[Message]:
-    return list(response.events)
-
-
-def _output(response: Message) -> list[str]:
-    return response.getall("Output")
 
 
 def _parse_follows(text: str) -> Message:
@@ -135,7 +118,7 @@ def _parse_follows(text: str) -> Message:
     return _from_pairs(pairs)
 
 
-class AMIProtocol(LineReceiver):
+class AMIProtocol(AMIActions, LineReceiver):
     """
     An Asterisk Manager Interface session.
 
@@ -361,7 +344,7 @@ class AMIProtocol(LineReceiver):
                 self._forget(entry)
             else:
                 self._fail(entry, AMIError(entry.action, response))
-        elif mode == _RESPONSE:
+        elif mode == RESPONSE:
             eventlist = response.get("EventList")
             if eventlist is not None and eventlist.lower() == "start":
                 entry.mode = _LIST
@@ -370,9 +353,9 @@ class AMIProtocol(LineReceiver):
                 self._claimers += 1
             else:
                 self._succeed(entry, response)
-        elif mode == _EVENT:
+        elif mode == EVENT:
             entry.response = response
-        elif mode == _RAW:
+        elif mode == RAW:
             self._succeed(entry, response)
         else:
             _log.debug("dropping a second response to {action_id!r}", action_id=action_id)
@@ -449,7 +432,7 @@ class AMIProtocol(LineReceiver):
             elif mode == _LIST:
                 self._add_item(entry, event)
             return True
-        if mode == _EVENT and name.lower() == entry.awaited:
+        if mode == EVENT and name.lower() == entry.awaited:
             if (event.get("Response") or "").lower() == "success":
                 self._succeed(entry, event)
             else:
@@ -488,11 +471,11 @@ class AMIProtocol(LineReceiver):
     def _forget(self, entry: _Pending) -> None:
         del self._pending[entry.action_id]
         mode = entry.mode
-        if mode in (_LIST, _DRAIN, _EVENT):
+        if mode in (_LIST, _DRAIN, EVENT):
             self._claimers -= 1
         if entry.untagged is not None and entry in self._untagged:
             self._untagged.remove(entry)
-        if mode == _RAW and entry in self._raw:
+        if mode == RAW and entry in self._raw:
             self._raw.remove(entry)
             if not self._raw:
                 self._raw_size = 0
@@ -550,47 +533,13 @@ class AMIProtocol(LineReceiver):
 
     # --- sending ---------------------------------------------------------------------------
 
-    def send_action(
-        self,
-        name: str,
-        headers: Headers | None = None,
-        *,
-        action_timeout: float | None = None,
-        untagged_items: str | None = None,
-        **more: Any,
-    ) -> Deferred[Message]:
-        """
-        Send action ``name`` and return a Deferred that fires once with its answer.
-
-        Headers come from ``headers`` (a mapping, or ``(name, value)`` pairs
-        when order or repeats matter) and then from ``more`` keywords; a list
-        value repeats the header and `None` leaves it out.  An ``ActionID``
-        header, if given, is used instead of a generated one.
-
-        The Deferred fires with the response.  If the response starts a list
-        (``EventList: start``), it fires once the list is complete, and the
-        response's ``events`` holds the items in order.  It errbacks `AMIError`
-        on ``Response: Error``, `ActionTimeout` after ``action_timeout``
-        seconds (default: the protocol's ``timeout``), `ConnectionLost` if the
-        connection ends first, and at once `NotConnected` if there is no
-        connection.  ``untagged_items`` names a list item event that the server
-        sends without an ActionID (IAXpeers does this with ``PeerEntry``).
-
-        Raises `ValueError` (and writes nothing) if a header name or value
-        holds CR, LF or NUL.
-        """
-        pairs = _pairs_of(headers)
-        if more:
-            pairs.extend(_pairs_of(more))
-        return self._send(name, pairs, action_timeout, untagged=untagged_items)
-
     def _send(
         self,
         name: str,
         pairs: list[tuple[str, str]],
         timeout: float | None = None,
         *,
-        mode: int = _RESPONSE,
+        mode: int = RESPONSE,
         awaited: str | None = None,
         untagged: str | None = None,
     ) -> Deferred[Message]:
@@ -601,7 +550,7 @@ class AMIProtocol(LineReceiver):
                 del pairs[index]
                 break
         if action_id is None:
-            action_id = f"{_ID_PREFIX}.{next(_id_counter)}"
+            action_id = new_action_id()
         elif action_id in self._pending:
             raise ValueError(f"ActionID {action_id!r} is already pending")
         data = encode_action(name, action_id, pairs)
@@ -614,12 +563,12 @@ class AMIProtocol(LineReceiver):
             timeout = self.timeout
         deferred: Deferred[Message] = Deferred(self._cancel)
         entry = _Pending(name, action_id, deferred, timeout)
-        if mode != _RESPONSE:
+        if mode != RESPONSE:
             entry.mode = mode
             entry.awaited = awaited
-            if mode == _EVENT:
+            if mode == EVENT:
                 self._claimers += 1
-            elif mode == _RAW:
+            elif mode == RAW:
                 entry.items = []
                 self._raw.append(entry)
         if untagged is not None:
@@ -638,6 +587,16 @@ class AMIProtocol(LineReceiver):
         self.actions_sent += 1
         transport.write(data)
         return deferred
+
+    def _finish_raw(self, action_id: str) -> None:
+        """End a pre-15 ``Queues`` wait: its text is every bare block received so far."""
+        entry = self._pending.get(action_id)
+        if entry is None or entry.mode != RAW:
+            return
+        text = "\r\n\r\n".join(block._text or "" for block in entry.items or ())
+        self._succeed(
+            entry, _from_pairs([("Output", line) for line in text.split("\r\n")] if text else [])
+        )
 
     # --- events ----------------------------------------------------------------------------
 
@@ -729,265 +688,3 @@ class AMIProtocol(LineReceiver):
         return self._send("Challenge", [("AuthType", auth_type)]).addCallback(
             lambda response: response.get("Challenge", "") or ""
         )
-
-    def logoff(self) -> Deferred[Message]:
-        """End the session; fires with the ``Goodbye`` response, then the server closes."""
-        return self._send("Logoff", [])
-
-    def events(self, mask: str | bool | Sequence[str]) -> Deferred[Message]:
-        """Change this session's event mask (``"on"``, ``"off"`` or classes, e.g. ``"call"``)."""
-        if isinstance(mask, bool):
-            value = "on" if mask else "off"
-        else:
-            value = mask if isinstance(mask, str) else ",".join(mask)
-        return self._send("Events", [("EventMask", value)])
-
-    def filter(self, filter: str, operation: str = "Add") -> Deferred[Message]:
-        """Add a per-session event filter, e.g. ``"Event: Hangup"`` or ``"!Channel: Local/.*"``."""
-        return self._send("Filter", [("Operation", operation), ("Filter", filter)])
-
-    # --- calls and channels ------------------------------------------------------------------
-
-    def ping(self) -> Deferred[Message]:
-        """Ping the server; fires with the ``Ping: Pong`` response."""
-        return self._send("Ping", [])
-
-    def originate(
-        self,
-        channel: str,
-        exten: str | None = None,
-        context: str | None = None,
-        priority: int | str | None = None,
-        application: str | None = None,
-        data: str | None = None,
-        timeout: int | None = None,
-        caller_id: str | None = None,
-        variables: Mapping[str, object] | None = None,
-        account: str | None = None,
-        async_: bool = False,
-        action_timeout: float | None = None,
-    ) -> Deferred[Message]:
-        """
-        Place a call from ``channel`` to ``exten@context`` or to ``application(data)``.
-
-        ``timeout`` is the ring timeout in milliseconds (the AMI ``Timeout``
-        header); ``variables`` become repeated ``Variable: name=value`` headers.
-
-        Synchronous (the default): Asterisk answers only once the channel has
-        answered or failed; fires with that response, errbacks `AMIError`.
-
-        With ``async_=True`` Asterisk answers at once and later broadcasts an
-        ``OriginateResponse`` event with this action's ActionID; the Deferred
-        fires with that event when its ``Response`` is ``Success`` and errbacks
-        `OriginateError` (with the ``Reason``) otherwise.  A session whose event
-        mask excludes call events never receives that event: then only the
-        timeout ends the wait.  The event also reaches the event handlers.
-
-        Unless ``action_timeout`` is given, it is the protocol's timeout, and
-        at least ``timeout`` plus 5 s.
-        """
-        pairs = _pairs_of(
-            [
-                ("Channel", channel),
-                ("Exten", exten),
-                ("Context", context),
-                ("Priority", priority),
-                ("Application", application),
-                ("Data", data),
-                ("Timeout", timeout),
-                ("CallerID", caller_id),
-                ("Account", account),
-                ("Async", "true" if async_ else None),
-            ]
-        )
-        if variables:
-            pairs.extend(("Variable", f"{k}={v}") for k, v in variables.items())
-        if action_timeout is None:
-            ring = (timeout if timeout is not None else 30000) / 1000.0
-            action_timeout = max(self.timeout, ring + 5.0)
-        if async_:
-            return self._send(
-                "Originate", pairs, action_timeout, mode=_EVENT, awaited="originateresponse"
-            )
-        return self._send("Originate", pairs, action_timeout)
-
-    def hangup(self, channel: str, cause: int | None = None) -> Deferred[Message]:
-        """
-        Hang up ``channel``, optionally with a Q.850 ``cause``.  A ``/regex/``
-        channel hangs up every match; the response's ``events`` then lists them.
-        """
-        return self._send("Hangup", _pairs_of([("Channel", channel), ("Cause", cause)]))
-
-    def redirect(
-        self,
-        channel: str,
-        exten: str,
-        context: str,
-        priority: int | str = 1,
-        extra_channel: str | None = None,
-        extra_exten: str | None = None,
-        extra_context: str | None = None,
-        extra_priority: int | str | None = None,
-    ) -> Deferred[Message]:
-        """Transfer ``channel`` (and optionally a second channel) to ``exten@context``."""
-        return self._send(
-            "Redirect",
-            _pairs_of(
-                [
-                    ("Channel", channel),
-                    ("Exten", exten),
-                    ("Context", context),
-                    ("Priority", priority),
-                    ("ExtraChannel", extra_channel),
-                    ("ExtraExten", extra_exten),
-                    ("ExtraContext", extra_context),
-                    ("ExtraPriority", extra_priority),
-                ]
-            ),
-        )
-
-    def absolute_timeout(self, channel: str, timeout: int) -> Deferred[Message]:
-        """Hang ``channel`` up after ``timeout`` seconds."""
-        return self._send("AbsoluteTimeout", [("Channel", channel), ("Timeout", str(timeout))])
-
-    def status(
-        self, channel: str | None = None, variables: Iterable[str] | None = None
-    ) -> Deferred[list[Message]]:
-        """The ``Status`` events of every channel (or of ``channel``), with ``variables``."""
-        pairs = _pairs_of(
-            [("Channel", channel), ("Variables", ",".join(variables) if variables else None)]
-        )
-        return self._send("Status", pairs).addCallback(_items)
-
-    def core_show_channels(self) -> Deferred[list[Message]]:
-        """One ``CoreShowChannel`` event per active channel."""
-        return self._send("CoreShowChannels", []).addCallback(_items)
-
-    def get_var(self, variable: str, channel: str | None = None) -> Deferred[str]:
-        """The value of a global or channel variable or dialplan function (``""`` if unset)."""
-        pairs = _pairs_of([("Channel", channel), ("Variable", variable)])
-        return self._send("Getvar", pairs).addCallback(
-            lambda response: response.get("Value", "") or ""
-        )
-
-    def set_var(
-        self, variable: str, value: str | int, channel: str | None = None
-    ) -> Deferred[Message]:
-        """Set a global or channel variable, or write a dialplan function."""
-        pairs = _pairs_of([("Channel", channel), ("Variable", variable), ("Value", value)])
-        return self._send("Setvar", pairs)
-
-    def monitor(
-        self,
-        channel: str,
-        file: str | None = None,
-        format: str | None = None,
-        mix: bool = False,
-    ) -> Deferred[Message]:
-        """Start recording ``channel`` (the ``Monitor`` action; gone from Asterisk 21)."""
-        pairs = _pairs_of(
-            [
-                ("Channel", channel),
-                ("File", file),
-                ("Format", format),
-                ("Mix", "true" if mix else None),
-            ]
-        )
-        return self._send("Monitor", pairs)
-
-    def stop_monitor(self, channel: str) -> Deferred[Message]:
-        """Stop recording ``channel``."""
-        return self._send("StopMonitor", [("Channel", channel)])
-
-    def change_monitor(self, channel: str, file: str) -> Deferred[Message]:
-        """Record ``channel`` under a new file name."""
-        return self._send("ChangeMonitor", [("Channel", channel), ("File", file)])
-
-    def user_event(
-        self, name: str, headers: Headers | None = None, **more: Any
-    ) -> Deferred[Message]:
-        """Raise ``UserEvent`` ``name`` with extra headers, seen by every listening session."""
-        pairs = [("UserEvent", name), *_pairs_of(headers)]
-        if more:
-            pairs.extend(_pairs_of(more))
-        return self._send("UserEvent", pairs)
-
-    # --- dialplan, mailboxes, database ---------------------------------------------------------
-
-    def extension_state(self, exten: str, context: str) -> Deferred[Message]:
-        """The hint state of ``exten@context`` (``Status``, ``StatusText``)."""
-        return self._send("ExtensionState", [("Exten", exten), ("Context", context)])
-
-    def mailbox_status(self, mailbox: str) -> Deferred[Message]:
-        """Whether ``mailbox`` (``box@context``) has waiting messages (``Waiting``)."""
-        return self._send("MailboxStatus", [("Mailbox", mailbox)])
-
-    def mailbox_count(self, mailbox: str) -> Deferred[Message]:
-        """The message counts of ``mailbox`` (``NewMessages``, ``OldMessages``, ...)."""
-        return self._send("MailboxCount", [("Mailbox", mailbox)])
-
-    def db_get(self, family: str, key: str) -> Deferred[str]:
-        """The value stored in Asterisk's database under ``family/key``."""
-
-        def value(response: Message) -> str:
-            for event in response.events:
-                found = event.get("Val")
-                if found is not None:
-                    return found
-            return response.get("Val", "") or ""
-
-        return self._send("DBGet", [("Family", family), ("Key", key)]).addCallback(value)
-
-    def db_put(self, family: str, key: str, value: str | int) -> Deferred[Message]:
-        """Store ``value`` in Asterisk's database under ``family/key``."""
-        return self._send("DBPut", [("Family", family), ("Key", key), ("Val", str(value))])
-
-    def command(self, cli: str) -> Deferred[list[str]]:
-        """
-        Run a CLI command; fires with its output lines.
-
-        Both framings give the same lines: Asterisk 14+ (``Output:`` headers)
-        and older servers (``Response: Follows`` and raw text).  An unknown
-        command errbacks `AMIError` whose ``output`` holds the CLI's complaint.
-        """
-        return self._send("Command", [("Command", cli)]).addCallback(_output)
-
-    # --- queues and IAX ------------------------------------------------------------------------
-
-    def queue_status(
-        self, queue: str | None = None, member: str | None = None
-    ) -> Deferred[list[Message]]:
-        """``QueueParams``, ``QueueMember`` and ``QueueEntry`` events, in order."""
-        pairs = _pairs_of([("Queue", queue), ("Member", member)])
-        return self._send("QueueStatus", pairs).addCallback(_items)
-
-    def queue_summary(self, queue: str | None = None) -> Deferred[list[Message]]:
-        """One ``QueueSummary`` event per queue (or for ``queue``)."""
-        return self._send("QueueSummary", _pairs_of([("Queue", queue)])).addCallback(_items)
-
-    def queues(self) -> Deferred[list[str]]:
-        """
-        The text of ``queue show``, as the ``Queues`` action gives it.
-
-        Asterisk removed ``Queues`` in version 15: newer servers errback
-        `AMIError` (``Invalid/unknown command``).  Older ones answer with bare
-        text, no response line and no ActionID; txami follows it with a
-        ``Ping`` and takes everything that arrives before the Pong as the text.
-        """
-        action_id = f"{_ID_PREFIX}.{next(_id_counter)}"
-        d = self._send("Queues", [("ActionID", action_id)], mode=_RAW)
-        entry = self._pending.get(action_id)
-
-        def finish(_: object) -> None:
-            if entry is not None and self._pending.get(action_id) is entry:
-                text = "\r\n\r\n".join(block._text or "" for block in entry.items or ())
-                output = [("Output", line) for line in text.split("\r\n")] if text else []
-                self._succeed(entry, _from_pairs(output))
-
-        if entry is not None:
-            self._send("Ping", []).addBoth(finish)
-        return d.addCallback(_output)
-
-    def iax_peers(self) -> Deferred[list[Message]]:
-        """One ``PeerEntry`` event per IAX2 peer (Asterisk sends them without ActionID)."""
-        return self._send("IAXpeers", [], untagged="PeerEntry").addCallback(_items)

@@ -1,0 +1,1 @@
+"""Benchmark clients: one module per library, each run as ``python -m bench.clients.NAME``."""
