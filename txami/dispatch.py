@@ -88,7 +88,7 @@ class EventDispatcher:
                     event_name=event_name,
                 )
             else:
-                if isinstance(result, Deferred):
+                if result is not None and isinstance(result, Deferred):
                     result.addErrback(_log_async_failure, handler, event_name)
 
     def __len__(self) -> int:

@@ -150,18 +150,23 @@ class Message:
     they are empty and `None`.
     """
 
-    __slots__ = ("_low", "_pairs", "_text", "events", "list_complete")
+    __slots__ = ("_low", "_pairs", "_text", "events", "kind", "list_complete", "name")
 
     _text: str | None
     _low: str | None
     _pairs: list[tuple[str, str]] | None
+    #: ``"response"``, ``"event"`` or ``"action"``, from the first header (else `None`).
+    kind: str | None
+    #: The event name, response status or action name: the first header's value.
+    name: str | None
     events: Sequence[Message]
     list_complete: Message | None
 
     def __init__(self, headers: Headers | None = None) -> None:
         self._text = None
         self._low = None
-        self._pairs = _pairs_of(headers)
+        self._pairs = pairs = _pairs_of(headers)
+        self.kind, self.name = _classify(pairs[0] if pairs else None)
         self.events = _EMPTY
         self.list_complete = None
 
@@ -263,35 +268,6 @@ class Message:
     __hash__ = None  # type: ignore[assignment]
 
     # --- what the message is -------------------------------------------------
-
-    def _first(self) -> tuple[str, str] | None:
-        text = self._text
-        if text is None:
-            return self._pairs[0] if self._pairs else None
-        end = text.find("\r\n")
-        name, colon, value = (text if end < 0 else text[:end]).partition(":")
-        if not colon:
-            pairs = self.pairs()
-            return pairs[0] if pairs else None
-        return name, value[1:] if value.startswith(" ") else value
-
-    @property
-    def kind(self) -> str | None:
-        """``"response"``, ``"event"`` or ``"action"``, from the first header."""
-        first = self._first()
-        if first is None:
-            return None
-        kind = first[0].lower()
-        return kind if kind in ("response", "event", "action") else None
-
-    @property
-    def name(self) -> str | None:
-        """The event name, response status or action name: the first header's value."""
-        first = self._first()
-        if first is None or first[0].lower() not in ("response", "event", "action"):
-            return None
-        return first[1]
-
     @property
     def action_id(self) -> str | None:
         """The ``ActionID`` header, or `None`."""
@@ -324,15 +300,43 @@ class Message:
         return f"Message({self.redacted_pairs()!r}{extra})"
 
 
+_KINDS = {"response": "response", "event": "event", "action": "action"}
+
+
+def _classify(first: tuple[str, str] | None) -> tuple[str | None, str | None]:
+    """``(kind, name)`` of a message whose first header is ``first``."""
+    if first is None:
+        return None, None
+    kind = _KINDS.get(first[0].lower())
+    return kind, (first[1] if kind is not None else None)
+
+
+def _first_of(text: str) -> tuple[str, str] | None:
+    end = text.find("\n")
+    line = text if end < 0 else text[: end - 1] if text[end - 1 : end] == "\r" else text[:end]
+    name, colon, value = line.partition(":")
+    if not colon:
+        pairs = _parse_lines(text)
+        return pairs[0] if pairs else None
+    return name, value[1:] if value.startswith(" ") else value
+
+
 _new = object.__new__
 
 
-def _from_text(text: str) -> Message:
-    """A text-backed message; the protocol's per-message constructor."""
+def _from_text(text: str, kind: str | None = None, name: str | None = None) -> Message:
+    """
+    A text-backed message; the protocol's per-message constructor.  The
+    protocol passes ``kind`` and ``name`` when it has already read them.
+    """
     msg: Message = _new(Message)
     msg._text = text
     msg._low = None
     msg._pairs = None
+    if kind is None:
+        kind, name = _classify(_first_of(text))
+    msg.kind = kind
+    msg.name = name
     msg.events = _EMPTY
     msg.list_complete = None
     return msg
@@ -344,6 +348,7 @@ def _from_pairs(pairs: list[tuple[str, str]]) -> Message:
     msg._text = None
     msg._low = None
     msg._pairs = pairs
+    msg.kind, msg.name = _classify(pairs[0] if pairs else None)
     msg.events = _EMPTY
     msg.list_complete = None
     return msg

@@ -299,7 +299,10 @@ class AMIProtocol(AMIActions, LineReceiver):
         if text.startswith("Event: "):
             end = text.find("\r", 7)
             name = text[7:end] if end > 0 else text[7:]
-            self._event_received(_from_text(text), name)
+            event = _from_text(text, "event", name)
+            self.events_received += 1
+            if not self._claimers or not self._claim(event, name):
+                self._dispatch(name, event)
         elif text.startswith("Response: "):
             self._response_received(text)
         else:
@@ -307,9 +310,8 @@ class AMIProtocol(AMIActions, LineReceiver):
 
     def _event_received(self, event: Message, name: str) -> None:
         self.events_received += 1
-        if self._claimers and self._claim(event, name):
-            return
-        self._dispatch(name, event)
+        if not self._claimers or not self._claim(event, name):
+            self._dispatch(name, event)
 
     def _response_received(self, text: str) -> None:
         if text.startswith("Response: Follows"):
@@ -381,9 +383,8 @@ class AMIProtocol(AMIActions, LineReceiver):
         if stripped is not text:
             if stripped.startswith("Event: "):
                 end = stripped.find("\r", 7)
-                self._event_received(
-                    _from_text(stripped), stripped[7:end] if end > 0 else stripped[7:]
-                )
+                name = stripped[7:end] if end > 0 else stripped[7:]
+                self._event_received(_from_text(stripped, "event", name), name)
             elif stripped.startswith("Response: "):
                 self._response_received(stripped)
             else:
