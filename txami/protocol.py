@@ -160,6 +160,8 @@ class AMIProtocol(AMIActions, LineReceiver):
         if max_message_size is not None:
             self.MAX_LENGTH = max_message_size
         self._pending: dict[str, _Pending] = {}
+        # One bound method for every Deferred, not a new one per action.
+        self._canceller = self._cancel
         self._deadlines: list[tuple[float, str]] = []
         self._timer: IDelayedCall | None = None
         self._claimers = 0
@@ -507,7 +509,8 @@ class AMIProtocol(AMIActions, LineReceiver):
             entry = pending.get(action_id)
             if entry is not None and entry.deadline == deadline:
                 if deadline > now:
-                    self._timer = self.clock.callLater(deadline - now, self._expire)
+                    # A callback run below may have armed the timer already.
+                    self._arm(deadline, now)
                     return
                 heapq.heappop(heap)
                 if entry.mode == _LIST:
@@ -562,7 +565,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             return fail(NotConnected(name, "the connection is closing"))
         if timeout is None:
             timeout = self.timeout
-        deferred: Deferred[Message] = Deferred(self._cancel)
+        deferred: Deferred[Message] = Deferred(self._canceller)
         entry = _Pending(name, action_id, deferred, timeout)
         if mode != RESPONSE:
             entry.mode = mode
