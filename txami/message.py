@@ -36,6 +36,13 @@ HeaderValue = str | int | float | bool | Sequence[str | int | float] | None
 Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]
 
 _EMPTY: tuple[Message, ...] = ()
+
+
+class _Unknown:
+    """The type of `_UNKNOWN`: a header not looked up yet."""
+
+
+_UNKNOWN = _Unknown()
 _FORBIDDEN = ("\r", "\n", "\0")
 
 
@@ -113,6 +120,17 @@ def encode_action(name: str, action_id: str, headers: Iterable[tuple[str, str]])
     return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
+#: Search keys by header name: ``"\nname:"`` in lower case.
+_KEYS: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    key = "\n" + name.lower() + ":"
+    if len(_KEYS) < 4096:  # names come from code, but do not let them grow without bound
+        _KEYS[name] = key
+    return key
+
+
 def _parse_lines(text: str) -> list[tuple[str, str]]:
     """
     Split decoded message text into ``(name, value)`` pairs in wire order.
@@ -150,11 +168,21 @@ class Message:
     they are empty and `None`.
     """
 
-    __slots__ = ("_low", "_pairs", "_text", "events", "kind", "list_complete", "name")
+    __slots__ = (
+        "_action_id",
+        "_low",
+        "_pairs",
+        "_text",
+        "events",
+        "kind",
+        "list_complete",
+        "name",
+    )
 
     _text: str | None
     _low: str | None
     _pairs: list[tuple[str, str]] | None
+    _action_id: str | _Unknown | None
     #: ``"response"``, ``"event"`` or ``"action"``, from the first header (else `None`).
     kind: str | None
     #: The event name, response status or action name: the first header's value.
@@ -166,6 +194,7 @@ class Message:
         self._text = None
         self._low = None
         self._pairs = pairs = _pairs_of(headers)
+        self._action_id = _UNKNOWN
         self.kind, self.name = _classify(pairs[0] if pairs else None)
         self.events = _EMPTY
         self.list_complete = None
@@ -183,60 +212,51 @@ class Message:
 
     # --- lookups -------------------------------------------------------------
 
-    def _search(self, name: str) -> str | None:
-        """First value of ``name`` by a case-insensitive search of the text."""
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case), or ``default``."""
         text = self._text
-        assert text is not None
+        if text is None:
+            return self._scan(name, default)
         low = self._low
         if low is None:
-            low = self._low = text.lower()
-            if len(low) != len(text):
+            # One leading line break lets a single search find the first line too.
+            low = self._low = "\n" + text.lower()
+            if len(low) != len(text) + 1:
                 # Lower-casing changed some character's length, so offsets in
                 # `low` no longer match `text`: use the parsed pairs instead.
                 self._low = ""
-                return self._scan(name)
+                return self._scan(name, default)
         elif not low:
-            return self._scan(name)
-        key = name.lower() + ":"
-        if low.startswith(key):
-            start = len(key)
-        else:
-            start = low.find("\n" + key)
-            if start < 0:
-                return None
-            start += len(key) + 1
+            return self._scan(name, default)
+        key = _KEYS.get(name) or _key(name)
+        start = low.find(key)
+        if start < 0:
+            return default
+        start += len(key) - 1
         if text.startswith(" ", start):
             start += 1
         end = text.find("\n", start)
         if end < 0:
             return text[start:]
-        if text[end - 1] == "\r" and end > start:
+        if end > start and text[end - 1] == "\r":
             end -= 1
         return text[start:end]
 
-    def _scan(self, name: str) -> str | None:
+    def _scan(self, name: str, default: str | None) -> str | None:
         key = name.lower()
         for k, v in self.pairs():
             if k.lower() == key:
                 return v
-        return None
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header ``name`` (any case), or ``default``."""
-        value = self._search(name) if self._text is not None else self._scan(name)
-        return default if value is None else value
+        return default
 
     def __getitem__(self, name: str) -> str:
-        value = self._search(name) if self._text is not None else self._scan(name)
+        value = self.get(name)
         if value is None:
             raise KeyError(name)
         return value
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        value = self._search(name) if self._text is not None else self._scan(name)
-        return value is not None
+        return isinstance(name, str) and self.get(name) is not None
 
     def getall(self, name: str) -> list[str]:
         """Every value of header ``name`` (any case), in wire order."""
@@ -271,7 +291,10 @@ class Message:
     @property
     def action_id(self) -> str | None:
         """The ``ActionID`` header, or `None`."""
-        return self.get("ActionID")
+        action_id = self._action_id
+        if action_id is _UNKNOWN:
+            action_id = self._action_id = self.get("ActionID")
+        return action_id  # type: ignore[return-value]
 
     # --- output ----------------------------------------------------------------
 
@@ -324,15 +347,22 @@ def _first_of(text: str) -> tuple[str, str] | None:
 _new = object.__new__
 
 
-def _from_text(text: str, kind: str | None = None, name: str | None = None) -> Message:
+def _from_text(
+    text: str,
+    kind: str | None = None,
+    name: str | None = None,
+    action_id: str | None = None,
+) -> Message:
     """
     A text-backed message; the protocol's per-message constructor.  The
-    protocol passes ``kind`` and ``name`` when it has already read them.
+    protocol passes ``kind``, ``name`` and ``action_id`` when it has already
+    read them.
     """
     msg: Message = _new(Message)
     msg._text = text
     msg._low = None
     msg._pairs = None
+    msg._action_id = _UNKNOWN if action_id is None else action_id
     if kind is None:
         kind, name = _classify(_first_of(text))
     msg.kind = kind
@@ -348,6 +378,7 @@ def _from_pairs(pairs: list[tuple[str, str]]) -> Message:
     msg._text = None
     msg._low = None
     msg._pairs = pairs
+    msg._action_id = _UNKNOWN
     msg.kind, msg.name = _classify(pairs[0] if pairs else None)
     msg.events = _EMPTY
     msg.list_complete = None

@@ -41,7 +41,14 @@ from txami.errors import (
     OriginateError,
     ProtocolError,
 )
-from txami.message import Message, _from_pairs, _from_text, encode_action, new_action_id
+from txami.message import (
+    Message,
+    _check_safe,
+    _from_pairs,
+    _from_text,
+    encode_action,
+    new_action_id,
+)
 
 __all__ = ["AMIProtocol"]
 
@@ -56,6 +63,7 @@ _DRAIN: Final = 4  # timed out mid-list: swallow the rest of the list
 _SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
 _DELIMITER: Final = b"\r\n\r\n"
 _END_COMMAND: Final = "--END COMMAND--"
+_BANNER_MAX: Final = 1024  # the longest banner line read
 _FOLLOWS_HEADERS: Final = frozenset({"response", "privilege", "actionid", "message"})
 
 
@@ -265,15 +273,20 @@ class AMIProtocol(AMIActions, LineReceiver):
                     self._buffer = _DELIMITER.join(rest)
                 return
         if len(tail) > limit:
-            self.lineLengthExceeded(tail)
+            # Up to 3 bytes may begin the blank line that ends a message of the full size.
+            partial = next((k for k in (3, 2, 1) if tail.endswith(_DELIMITER[:k])), 0)
+            if len(tail) - partial > limit:
+                self.lineLengthExceeded(tail)
 
     def _take_banner(self, buffer: bytes) -> bytes:
         """Read the ``Asterisk Call Manager/X.Y.Z`` line that opens every session."""
-        end = buffer.find(b"\r\n")
+        # Look for the line end only where a banner may end, so that how the
+        # bytes were cut into reads cannot change what counts as the banner.
+        end = buffer.find(b"\r\n", 0, _BANNER_MAX + 2)
         if end < 0:
-            if len(buffer) > 1024:
+            if len(buffer) > _BANNER_MAX + 1:
                 self._banner_pending = False
-                _log.warn("no AMI banner line in the first {size} bytes", size=len(buffer))
+                _log.warn("no AMI banner line in the first {size} bytes", size=_BANNER_MAX)
             return buffer
         self._banner_pending = False
         line = buffer[:end]
@@ -299,8 +312,13 @@ class AMIProtocol(AMIActions, LineReceiver):
             return
         text = line.decode("utf-8", "surrogateescape")
         if text.startswith("Event: "):
-            end = text.find("\r", 7)
-            name = text[7:end] if end > 0 else text[7:]
+            end = text.find("\n", 7)
+            if end < 0:
+                name = text[7:]
+            elif text[end - 1] == "\r":
+                name = text[7 : end - 1]
+            else:  # a bare LF, which Asterisk accepts too
+                name = text[7:end]
             event = _from_text(text, "event", name)
             self.events_received += 1
             if not self._claimers or not self._claim(event, name):
@@ -315,7 +333,8 @@ class AMIProtocol(AMIActions, LineReceiver):
         if not self._claimers or not self._claim(event, name):
             self._dispatch(name, event)
 
-    def _response_received(self, text: str) -> None:
+    def _response_received(self, text: str, exact: bool = True) -> None:
+        """Handle a response; ``exact`` means ``text`` starts with ``Response: ``."""
         if text.startswith("Response: Follows"):
             if not text.rstrip().endswith(_END_COMMAND):
                 self._follows = [text]
@@ -323,14 +342,20 @@ class AMIProtocol(AMIActions, LineReceiver):
                 return
             response = _parse_follows(text)
         else:
-            response = _from_text(text)
-        start = text.find("\r\nActionID: ")
-        if start >= 0:
-            start += 12
-            end = text.find("\r", start)
-            action_id: str | None = text[start:end] if end >= 0 else text[start:]
-        else:
-            action_id = response.action_id
+            start = text.find("\r\nActionID: ")
+            if start >= 0:
+                start += 12
+                end = text.find("\r", start)
+                found = text[start:end] if end >= 0 else text[start:]
+            else:
+                found = None
+            if exact:
+                end = text.find("\r", 10)
+                status = text[10:end] if end > 0 else text[10:]
+                response = _from_text(text, "response", status, found)
+            else:
+                response = _from_text(text, action_id=found)
+        action_id = response.action_id
         entry = self._pending.get(action_id) if action_id is not None else None
         if entry is None:
             if action_id is None:
@@ -349,14 +374,20 @@ class AMIProtocol(AMIActions, LineReceiver):
             else:
                 self._fail(entry, AMIError(entry.action, response))
         elif mode == RESPONSE:
-            eventlist = response.get("EventList")
+            # The substring tests spare most responses a header search.
+            eventlist = (
+                response.get("EventList") if "ventList" in text or "ventlist" in text else None
+            )
             if eventlist is not None and eventlist.lower() == "start":
                 entry.mode = _LIST
                 entry.response = response
                 entry.items = []
                 self._claimers += 1
             else:
-                self._succeed(entry, response)
+                del self._pending[entry.action_id]
+                if entry.untagged is not None:
+                    self._untagged.remove(entry)
+                entry.deferred.callback(response)
         elif mode == EVENT:
             entry.response = response
         elif mode == RAW:
@@ -384,8 +415,13 @@ class AMIProtocol(AMIActions, LineReceiver):
             return
         if stripped is not text:
             if stripped.startswith("Event: "):
-                end = stripped.find("\r", 7)
-                name = stripped[7:end] if end > 0 else stripped[7:]
+                end = stripped.find("\n", 7)
+                if end < 0:
+                    name = stripped[7:]
+                elif stripped[end - 1] == "\r":
+                    name = stripped[7 : end - 1]
+                else:
+                    name = stripped[7:end]
                 self._event_received(_from_text(stripped, "event", name), name)
             elif stripped.startswith("Response: "):
                 self._response_received(stripped)
@@ -397,7 +433,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         if kind == "event":
             self._event_received(message, message.name or "")
         elif kind == "response" and message.name is not None:
-            self._response_received(text)
+            self._response_received(text, exact=False)
         elif self._raw:
             self._raw_size += len(text)
             if self._raw_size > self.MAX_LENGTH:
@@ -670,6 +706,8 @@ class AMIProtocol(AMIActions, LineReceiver):
                     [("AuthType", "MD5"), ("Username", username), ("Key", key), ("Events", mask)],
                 )
 
+            # Refuse an unsafe user name or mask now, before the Challenge goes out.
+            _check_safe([("Username", username), ("Events", mask)])
             d = self.challenge().addCallback(with_key)
         else:
             raise ValueError(f"auth must be 'plain' or 'md5', not {auth!r}")
