@@ -5,6 +5,7 @@ Everything a program needs is importable from here; the submodules hold one
 concept each (`txami.message`, `txami.protocol`, `txami.errors`, ...).
 """
 
+from txami.connect import connect, tls_options
 from txami.dispatch import EventDispatcher, EventHandler
 from txami.errors import (
     ActionTimeout,
@@ -16,6 +17,9 @@ from txami.errors import (
     ProtocolError,
     TxamiError,
 )
+from txami.factory import AMIFactory
+from txami.keepalive import Keepalive
+from txami.listener import IConnectionListener
 from txami.message import Message
 from txami.protocol import AMIProtocol
 
@@ -23,16 +27,21 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AMIError",
+    "AMIFactory",
     "AMIProtocol",
     "ActionTimeout",
     "AuthenticationError",
     "ConnectionLost",
     "EventDispatcher",
     "EventHandler",
+    "IConnectionListener",
+    "Keepalive",
     "Message",
     "NotConnected",
     "OriginateError",
     "ProtocolError",
     "TxamiError",
     "__version__",
+    "connect",
+    "tls_options",
 ]

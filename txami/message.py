@@ -137,7 +137,7 @@ def _parse_lines(text: str) -> list[tuple[str, str]]:
 
     Lines end with CRLF (a bare LF is accepted, as Asterisk itself does); the
     value is what follows the first colon, less one space.  Lines without a
-    colon are skipped; the protocol logs them.
+    colon are skipped (the text keeps them, so `Message.to_bytes` does too).
     """
     pairs = []
     for line in text.split("\n"):

@@ -251,6 +251,10 @@ class AMIProtocol(AMIActions, LineReceiver):
         buffer = self._buffer + data if self._buffer else data
         if self._stopped:
             return
+        if self.paused:
+            # pauseProducing: keep the bytes until resumeProducing reads them.
+            self._buffer = buffer
+            return
         if self._banner_pending:
             buffer = self._take_banner(buffer)
             if self._banner_pending:
@@ -345,13 +349,17 @@ class AMIProtocol(AMIActions, LineReceiver):
             start = text.find("\r\nActionID: ")
             if start >= 0:
                 start += 12
-                end = text.find("\r", start)
+                end = text.find("\n", start)
                 found = text[start:end] if end >= 0 else text[start:]
+                if found.endswith("\r"):
+                    found = found[:-1]
             else:
                 found = None
             if exact:
-                end = text.find("\r", 10)
+                end = text.find("\n", 10)
                 status = text[10:end] if end > 0 else text[10:]
+                if status.endswith("\r"):
+                    status = status[:-1]
                 response = _from_text(text, "response", status, found)
             else:
                 response = _from_text(text, action_id=found)
@@ -455,8 +463,9 @@ class AMIProtocol(AMIActions, LineReceiver):
             if self._untagged:
                 low = name.lower()
                 for entry in self._untagged:
-                    if entry.untagged == low and entry.mode == _LIST:
-                        self._add_item(entry, event)
+                    if entry.untagged == low and entry.mode in (_LIST, _DRAIN):
+                        if entry.mode == _LIST:
+                            self._add_item(entry, event)
                         return True
             return False
         owner = self._pending.get(action_id)
@@ -552,7 +561,6 @@ class AMIProtocol(AMIActions, LineReceiver):
                 if entry.mode == _LIST:
                     # Keep swallowing the rest of the list for one more period,
                     # so its items do not reach the event handlers.
-                    self._untagged = [e for e in self._untagged if e is not entry]
                     entry.mode = _DRAIN
                     entry.deadline = now + entry.timeout
                     heapq.heappush(heap, (entry.deadline, action_id))
