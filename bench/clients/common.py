@@ -67,10 +67,8 @@ def parse_args(client: str, argv: list[str] | None = None) -> Settings | None:
         return None
     if a.scenario is None or a.port is None:
         p.error("--scenario and --port are required")
-    return Settings(
-        client, a.scenario, a.port, a.events, a.with_uniqueid, a.pings, a.window,
-        a.lists, a.items, a.pending, a.timeout, a.deadline,
-    )  # fmt: skip
+    del a.check
+    return Settings(client, **vars(a))
 
 
 def cpu_seconds() -> float:
@@ -192,6 +190,11 @@ def fail(client: str, scenario: str, why: str) -> NoReturn:
     sys.stderr.write(f"FAIL {client} {scenario}: {why}\n")
     sys.stderr.flush()
     os._exit(1)
+
+
+def connection_lost(settings: Settings, why: str) -> NoReturn:
+    """Fail at once when the connection ends before the scenario is done with it."""
+    fail(settings.client, settings.scenario, f"connection lost before the end: {why}")
 
 
 def unavailable(why: str) -> NoReturn:

@@ -15,10 +15,10 @@ import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from twisted.internet import defer, error
+from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from bench.clients import common, twisted_runner
@@ -108,14 +108,26 @@ class FloorAMI(Protocol):
     def _timed_out(self, action_id: str) -> None:
         d, _ = self._pending.pop(action_id)
         self._lists.pop(action_id, None)
-        d.errback(error.TimeoutError(f"no answer to action {action_id} in {self.timeout} s"))
+        d.errback(TimeoutError(f"no answer to action {action_id} in {self.timeout} s"))
 
-    def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         pending, self._pending = self._pending, {}
         self._lists.clear()
         for d, timer in pending.values():
             timer.cancel()
             d.errback(reason)
+
+
+class _WatchedFloorAMI(FloorAMI):
+    """`FloorAMI` that fails the run if the server closes before ``Logoff``."""
+
+    bench_closing = False
+    settings: common.Settings
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        if not self.bench_closing:
+            common.connection_lost(self.settings, reason.getErrorMessage())
 
 
 class FloorAdapter:
@@ -124,11 +136,13 @@ class FloorAdapter:
     def __init__(self, reactor: Any, settings: common.Settings) -> None:
         self.reactor = reactor
         self.settings = settings
-        self.proto = FloorAMI(reactor, settings.timeout)
+        self.proto = _WatchedFloorAMI(reactor, settings.timeout)
+        self.proto.settings = settings
 
     async def start(self, port: int, username: str) -> None:
         reactor: IReactorTCP = self.reactor
-        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), self.proto)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        await connectProtocol(endpoint, self.proto)  # type: ignore[no-untyped-call]
         _, d = self.proto.send_action("Login", Username=username, Secret=SECRET)
         response = await d
         if response.get("Response") != "Success":
@@ -184,6 +198,7 @@ class FloorAdapter:
         return twisted_runner.deferred_waiter()
 
     async def logoff(self) -> None:
+        self.proto.bench_closing = True
         _, d = self.proto.send_action("Logoff")
         response = await d
         if response.get("Response") != "Goodbye":

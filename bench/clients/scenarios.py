@@ -14,11 +14,19 @@ own list of pending handles), so it counts what the library keeps per action.
 from __future__ import annotations
 
 import gc
+import os
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from bench.clients.common import BenchFailure, EventCounter, Meter, Settings, peak_rss_bytes
+from bench.clients.common import (
+    BenchFailure,
+    EventCounter,
+    Meter,
+    Settings,
+    peak_rss_bytes,
+    rss_bytes,
+)
 
 #: Resolves an adapter's waiter: ``None`` for success, or the exception to raise.
 Finish = Callable[[BaseException | None], None]
@@ -78,12 +86,19 @@ async def s1_events(a: Adapter, s: Settings, p: Progress) -> dict[str, Any]:
     counter = EventCounter(s.events, lambda: finish(None))
     p.phase, p.counter = "S1 event stream", counter
     a.watch_events(counter)
+    rss0 = rss_bytes()
     meter = Meter()
     await a.start(s.port, "s1")
     await waiter
     times = meter.stop()
     counter.check(s)
-    result = {**times, "events": counter.count, "rss": counter.rss, "peak_rss": peak_rss_bytes()}
+    result = {
+        **times,
+        "events": counter.count,
+        "rss0": rss0,
+        "rss": counter.rss,
+        "peak_rss": peak_rss_bytes(),
+    }
     p.counter = None
     await a.logoff()
     return result
@@ -155,7 +170,8 @@ async def s4_pending(a: Adapter, s: Settings, p: Progress) -> dict[str, Any]:
     before, after = before.filter_traces(exclude), after.filter_traces(exclude)
     total = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     top = [
-        f"{stat.traceback[0]} {stat.size_diff / s.pending:+.0f}"
+        f"{short_path(stat.traceback[0].filename)}:{stat.traceback[0].lineno} "
+        f"{stat.size_diff / s.pending:+.0f}"
         for stat in after.compare_to(before, "lineno")[:5]
     ]
     del before, after
@@ -164,6 +180,16 @@ async def s4_pending(a: Adapter, s: Settings, p: Progress) -> dict[str, Any]:
         raise BenchFailure(f"issued {len(handles)} actions, expected {s.pending}")
     await a.logoff()
     return {"pending": s.pending, "bytes": total, "per_action": total / s.pending, "top": top}
+
+
+def short_path(filename: str) -> str:
+    """A source path without the site-packages, stdlib or working directory prefix."""
+    for marker in ("/site-packages/", "/lib/python3."):
+        _, found, tail = filename.rpartition(marker)
+        if found:
+            return tail if marker.endswith("/") else "python3." + tail
+    cwd = os.getcwd() + os.sep
+    return filename[len(cwd) :] if filename.startswith(cwd) else filename
 
 
 DRIVERS = {"s1": s1_events, "s2": s2_pings, "s3": s3_lists, "s4": s4_pending}

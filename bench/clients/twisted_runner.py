@@ -38,11 +38,19 @@ def run(settings: Settings, make_adapter: Callable[[Any], Adapter]) -> NoReturn:
     from twisted.internet import reactor
 
     progress = Progress()
-    outcome: list[object] = []
+    emitted: list[bool] = []
 
     def finished(result: object) -> None:
-        outcome.append(result)
-        reactor.stop()  # type: ignore[attr-defined]
+        # Report before stopping: the reactor's shutdown drops the connection,
+        # which must not be mistaken for the cause of a failure.
+        if isinstance(result, Failure):
+            if isinstance(result.value, BenchFailure):
+                fail(settings.client, settings.scenario, str(result.value))
+            fail(settings.client, settings.scenario, result.getTraceback())
+        assert isinstance(result, dict)
+        emit(settings, result)
+        emitted.append(True)
+        reactor.stop()
 
     def go() -> None:
         adapter = make_adapter(reactor)
@@ -50,19 +58,15 @@ def run(settings: Settings, make_adapter: Callable[[Any], Adapter]) -> NoReturn:
         d.addBoth(finished)
 
     def too_late() -> None:
-        fail(settings.client, settings.scenario, f"no result after {settings.deadline:g} s "
-             f"({progress})")  # fmt: skip
+        fail(
+            settings.client,
+            settings.scenario,
+            f"no result after {settings.deadline:g} s ({progress})",
+        )
 
-    reactor.callWhenRunning(go)  # type: ignore[attr-defined]
-    reactor.callLater(settings.deadline, too_late)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
-    if not outcome:
+    reactor.callWhenRunning(go)
+    reactor.callLater(settings.deadline, too_late)
+    reactor.run()
+    if not emitted:
         fail(settings.client, settings.scenario, "the reactor stopped before the scenario ended")
-    result = outcome[0]
-    if isinstance(result, Failure):
-        if result.check(BenchFailure):
-            fail(settings.client, settings.scenario, str(result.value))
-        fail(settings.client, settings.scenario, result.getTraceback())
-    assert isinstance(result, dict)
-    emit(settings, result)
     raise SystemExit(0)
