@@ -134,7 +134,7 @@ class LoginHelperTests(HelperReplayMixin, SynchronousTestCase):
         self.assert_sent(s, "login-success.sent.raw", login_events={0: "on"})
         self.assertEqual(self.value(s, "login")["Message"], "Authentication accepted")
         self.assertEqual(self.value(s, "logoff").name, "Goodbye")
-        self.assertTrue(s.protocol.logged_in)
+        self.assertFalse(s.protocol.logged_in)  # the Goodbye ended the session
         self.assertEqual(s.protocol.username, "admin")
 
     def test_login_refused(self) -> None:
@@ -184,7 +184,7 @@ class LoginHelperTests(HelperReplayMixin, SynchronousTestCase):
         self.assertEqual(key, md5_key("951053600", "adminsecret"))
         self.assertNotIn(b"adminsecret", s.transport.value())
         self.assertEqual(self.value(s, "login")["Message"], "Authentication accepted")
-        self.assertTrue(s.protocol.logged_in)
+        self.assertFalse(s.protocol.logged_in)  # the Goodbye ended the session
 
     def test_login_md5_refused(self) -> None:
         """A wrong MD5 secret sends md5(challenge + it) and errbacks AuthenticationError."""

@@ -315,6 +315,16 @@ class SerialisationTests(SynchronousTestCase):
                 encode_action(name, action_id, headers)
             self.assertIn(f"AMI header {named}", str(raised.exception))
 
+    def test_encode_action_refuses_spoofing_names(self) -> None:
+        """A header name that is empty or holds a colon (spoofing another header) is refused."""
+        for name, text in (
+            ("Channel: evil", "'Channel: evil' is not a valid AMI header name"),
+            ("", "'' is not a valid AMI header name"),
+        ):
+            with self.assertRaises(ValueError) as raised:
+                encode_action("Hangup", "a", [(name, "SIP/a")])
+            self.assertEqual(str(raised.exception), text)
+
     def test_to_bytes_refuses_unsafe(self) -> None:
         """A built message with CR, LF or NUL, or a bad header name, refuses to serialise."""
         for pairs, text in (

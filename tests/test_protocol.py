@@ -82,6 +82,23 @@ class ProtocolTestCase(SynchronousTestCase):
         return results
 
 
+class SessionStateTests(ProtocolTestCase):
+    """What the protocol records about its session."""
+
+    def test_logged_in_follows_login_and_goodbye(self) -> None:
+        """logged_in turns True with an accepted Login and False with Logoff's Goodbye."""
+        login = self.protocol.login("admin", "adminsecret")
+        login_id = Message.parse(action_blocks(self.transport.value())[-1])["ActionID"]
+        self.assertFalse(self.protocol.logged_in)
+        self.receive(msg("Response: Success", f"ActionID: {login_id}", "Message: ok"))
+        self.successResultOf(login)
+        self.assertEqual((self.protocol.logged_in, self.protocol.username), (True, "admin"))
+        logoff, logoff_id = self.send("Logoff")
+        self.receive(msg("Response: Goodbye", f"ActionID: {logoff_id}", "Message: bye"))
+        self.assertEqual(self.successResultOf(logoff).name, "Goodbye")
+        self.assertFalse(self.protocol.logged_in)
+
+
 class TimeoutTests(ProtocolTestCase):
     """Per-action timeouts on a Clock."""
 
@@ -135,7 +152,7 @@ class TimeoutTests(ProtocolTestCase):
         self.receive(self.pong("late-1"))
         self.assertEqual(
             self.log_lines(),
-            [("debug", "dropping a response to ActionID 'late-1', which is not pending")],
+            [("debug", "dropping a late answer to Ping (ActionID 'late-1')")],
         )
         again, _ = self.send(ActionID="late-1")
         self.receive(self.pong("late-1"))
@@ -187,7 +204,7 @@ class TimeoutTests(ProtocolTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_list_timeout_before_its_response(self) -> None:
-        """A list timing out before its response: the late list's items reach the handlers."""
+        """A list timing out before its response: the late list is swallowed, not dispatched."""
         d, action_id = self.send("Status")
         tag = f"ActionID: {action_id}"
         self.clock.advance(30)
@@ -197,7 +214,9 @@ class TimeoutTests(ProtocolTestCase):
             msg("Event: Status", tag),
             msg("Event: StatusComplete", tag, "EventList: Complete"),
         )
-        self.assertEqual([e.name for e in self.events], ["Status", "StatusComplete"])
+        self.assertEqual(self.events, [])
+        self.receive(msg("Event: Status", tag))
+        self.assertEqual([e.name for e in self.events], ["Status"])
 
     def test_untagged_list_timeout(self) -> None:
         """An untagged list (IAXpeers) timing out mid-way: its later items skip the handlers."""

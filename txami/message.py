@@ -100,13 +100,14 @@ def new_action_id() -> str:
     return f"{_ID_PREFIX}.{next(_id_counter)}"
 
 
-def encode_action(name: str, action_id: str, headers: Iterable[tuple[str, str]]) -> bytes:
+def encode_action(name: str, action_id: str, headers: Sequence[tuple[str, str]]) -> bytes:
     """
     Serialise an action: ``Action`` then ``ActionID`` first, then ``headers``.
 
     ``ActionID`` comes second so that Asterisk's own parse errors (such as
     ``line too long`` on a later header) still carry it.  Raises `ValueError`,
-    naming the header, if any name or value holds CR, LF or NUL: nothing is
+    naming the header, if any name or value holds CR, LF or NUL, or a name is
+    empty or holds a colon (which would spoof another header): nothing is
     returned, so nothing can be written.
     """
     lines = [f"Action: {name}", f"ActionID: {action_id}"]
@@ -115,7 +116,12 @@ def encode_action(name: str, action_id: str, headers: Iterable[tuple[str, str]])
     # One C-level pass each instead of three per header: a header is unsafe
     # exactly when the joined text holds more line breaks than its joints.
     joints = len(lines) - 1
-    if text.count("\n") != joints or text.count("\r") != joints or "\0" in text:
+    if (
+        text.count("\n") != joints
+        or text.count("\r") != joints
+        or "\0" in text
+        or any(not k or ":" in k for k, _ in headers)
+    ):
         _check_safe([("Action", name), ("ActionID", action_id), *headers])
     return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
@@ -302,7 +308,9 @@ class Message:
         """
         The message as it goes on the wire, ending with the blank line.
 
-        A received message gives back exactly the bytes it was parsed from.
+        A received message gives back exactly the bytes it was parsed from
+        (except the two answers txami rebuilds as ``Output`` headers: pre-14
+        ``Response: Follows`` Command output and pre-15 ``Queues`` text).
         Raises `ValueError` if a header built by a caller holds CR, LF or NUL.
         """
         if self._text is not None:

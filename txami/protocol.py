@@ -58,7 +58,9 @@ _log = Logger(namespace="txami.protocol")
 # event with its ActionID: async Originate's OriginateResponse) and RAW (pre-15
 # ``Queues``: bare text blocks, up to a following Ping):
 _LIST: Final = 1  # the rest of its list: events with its ActionID up to ``EventList: Complete``
+_LATE: Final = 5  # timed out before its response: a late list must still be swallowed
 _DRAIN: Final = 4  # timed out mid-list: swallow the rest of the list
+_TIMED_OUT: Final = frozenset({_LATE, _DRAIN})
 
 _SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
 _DELIMITER: Final = b"\r\n\r\n"
@@ -212,7 +214,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             self._timer.cancel()
         self._timer = None
         for entry in pending.values():
-            if entry.mode != _DRAIN:
+            if entry.mode not in _TIMED_OUT:
                 entry.deferred.errback(ConnectionLost(entry.action, entry.action_id, reason))
         waiters, self._disconnect_waiters = self._disconnect_waiters, []
         for waiter in waiters:
@@ -376,11 +378,10 @@ class AMIProtocol(AMIActions, LineReceiver):
             return
         status = (response.name or "").lower()
         mode = entry.mode
-        if status not in _SUCCESS:
-            if mode == _DRAIN:
-                self._forget(entry)
-            else:
-                self._fail(entry, AMIError(entry.action, response))
+        if mode in _TIMED_OUT:
+            self._late_response(entry, response)
+        elif status not in _SUCCESS:
+            self._fail(entry, AMIError(entry.action, response))
         elif mode == RESPONSE:
             # The substring tests spare most responses a header search.
             eventlist = (
@@ -392,6 +393,8 @@ class AMIProtocol(AMIActions, LineReceiver):
                 entry.items = []
                 self._claimers += 1
             else:
+                if status == "goodbye":
+                    self.logged_in = False
                 del self._pending[entry.action_id]
                 if entry.untagged is not None:
                     self._untagged.remove(entry)
@@ -402,6 +405,20 @@ class AMIProtocol(AMIActions, LineReceiver):
             self._succeed(entry, response)
         else:
             _log.debug("dropping a second response to {action_id!r}", action_id=action_id)
+
+    def _late_response(self, entry: _Pending, response: Message) -> None:
+        """A response to an action that already timed out: drop it, and any list it starts."""
+        _log.debug(
+            "dropping a late answer to {action} (ActionID {action_id!r})",
+            action=entry.action,
+            action_id=entry.action_id,
+        )
+        eventlist = response.get("EventList")
+        if entry.mode == _LATE and eventlist is not None and eventlist.lower() == "start":
+            entry.mode = _DRAIN
+            self._claimers += 1
+        elif entry.mode == _LATE:
+            self._forget(entry)
 
     def _continue_follows(self, text: str) -> None:
         follows = self._follows
@@ -558,14 +575,15 @@ class AMIProtocol(AMIActions, LineReceiver):
                     self._arm(deadline, now)
                     return
                 heapq.heappop(heap)
-                if entry.mode == _LIST:
-                    # Keep swallowing the rest of the list for one more period,
-                    # so its items do not reach the event handlers.
-                    entry.mode = _DRAIN
+                mode = entry.mode
+                if mode in (_LIST, RESPONSE):
+                    # Keep the ActionID for one more period, so that a late
+                    # list's items are swallowed instead of reaching the handlers.
+                    entry.mode = _DRAIN if mode == _LIST else _LATE
                     entry.deadline = now + entry.timeout
                     heapq.heappush(heap, (entry.deadline, action_id))
                     entry.deferred.errback(ActionTimeout(entry.action, action_id, entry.timeout))
-                elif entry.mode == _DRAIN:
+                elif mode in _TIMED_OUT:
                     self._forget(entry)
                 else:
                     self._fail(entry, ActionTimeout(entry.action, action_id, entry.timeout))
@@ -599,8 +617,12 @@ class AMIProtocol(AMIActions, LineReceiver):
                 break
         if action_id is None:
             action_id = new_action_id()
-        elif action_id in self._pending:
-            raise ValueError(f"ActionID {action_id!r} is already pending")
+        else:
+            earlier = self._pending.get(action_id)
+            if earlier is not None:
+                if earlier.mode not in _TIMED_OUT:
+                    raise ValueError(f"ActionID {action_id!r} is already pending")
+                self._forget(earlier)
         data = encode_action(name, action_id, pairs)
         if self._not_connected or self._stopped:
             return fail(NotConnected(name, self._not_connected or "the connection is closing"))
