@@ -1,0 +1,39 @@
+"""
+txami.testing: a fake Asterisk Manager Interface server for tests.
+
+`FakeAsterisk` answers like Asterisk 20 (the banner, plaintext and MD5
+logins, permission classes, Asterisk's error texts, list actions) from a
+small in-memory `PBX`, and lets a test script actions, raise events and
+inject faults.  `connected_pair` logs a txami client in to it in memory,
+`listen` serves it on 127.0.0.1, and `replay` feeds recorded server bytes to
+a protocol::
+
+    fake = FakeAsterisk(clock)
+    client, session, pump = connected_pair(fake, clock)
+    d = client.ping()
+    pump.flush()
+"""
+
+from txami.testing.actions import response
+from txami.testing.helpers import ChunkPump, connected_pair, listen, replay
+from txami.testing.pbx import PBX, Channel, IAXPeer, Mailbox, Queue, QueueMember
+from txami.testing.permissions import AMIUser
+from txami.testing.server import ActionHandler, FakeAsterisk, FakeSession
+
+__all__ = [
+    "PBX",
+    "AMIUser",
+    "ActionHandler",
+    "Channel",
+    "ChunkPump",
+    "FakeAsterisk",
+    "FakeSession",
+    "IAXPeer",
+    "Mailbox",
+    "Queue",
+    "QueueMember",
+    "connected_pair",
+    "listen",
+    "replay",
+    "response",
+]
