@@ -1,0 +1,221 @@
+"""Tests for the event JSON form (txami.jsonform), the hub and the event log."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+from twisted.internet.testing import Clock
+from twisted.logger import LogEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from txami.eventlog import EventLog
+from txami.hub import EventHub, ReceivedEvent
+from txami.jsonform import event_dict, event_json, format_timestamp, message_dict
+from txami.message import Message
+
+# 2024-05-01T10:00:00.25Z
+T0 = 1714557600.25
+
+HANGUP = Message.parse(
+    b"Event: Hangup\r\nPrivilege: call,all\r\nChannel: PJSIP/100-00000001\r\n"
+    b"Cause: 16\r\nVariable: A=1\r\nVariable: B=2"
+)
+
+
+class JSONFormTests(SynchronousTestCase):
+    """The JSON object an event or a response becomes."""
+
+    def test_message_dict_keeps_order_and_repeats(self) -> None:
+        """Headers keep wire order; a repeated header becomes a list of its values."""
+        self.assertEqual(
+            list(message_dict(HANGUP).items()),
+            [
+                ("Event", "Hangup"),
+                ("Privilege", "call,all"),
+                ("Channel", "PJSIP/100-00000001"),
+                ("Cause", "16"),
+                ("Variable", ["A=1", "B=2"]),
+            ],
+        )
+
+    def test_three_repeats(self) -> None:
+        """A header seen three times gives a list of three values."""
+        msg = Message([("Output", "a"), ("Output", "b"), ("Output", "c")])
+        self.assertEqual(message_dict(msg), {"Output": ["a", "b", "c"]})
+
+    def test_timestamp(self) -> None:
+        """The receive time is UTC ISO 8601 with microseconds and a Z."""
+        self.assertEqual(format_timestamp(T0), "2024-05-01T10:00:00.250000Z")
+
+    def test_event_json(self) -> None:
+        """An event's line is the timestamp, then every header, as compact JSON."""
+        self.assertEqual(
+            event_json(HANGUP, T0),
+            '{"@timestamp":"2024-05-01T10:00:00.250000Z","Event":"Hangup",'
+            '"Privilege":"call,all","Channel":"PJSIP/100-00000001","Cause":"16",'
+            '"Variable":["A=1","B=2"]}',
+        )
+
+    def test_timestamp_header_clash(self) -> None:
+        """A header named @timestamp is kept, as _@timestamp, not overwritten."""
+        event = Message([("Event", "UserEvent"), ("@timestamp", "mine")])
+        self.assertEqual(
+            event_dict(event, T0),
+            {
+                "@timestamp": "2024-05-01T10:00:00.250000Z",
+                "Event": "UserEvent",
+                "_@timestamp": "mine",
+            },
+        )
+
+    def test_non_utf8_event(self) -> None:
+        """Non-UTF-8 bytes become \\udcXX escapes in ASCII JSON that decodes to the same bytes."""
+        raw = b"Event: UserEvent\r\nUserEvent: caf\xe9\r\nName: \xe2\x82\xac"
+        line = event_json(Message.parse(raw), T0)
+        line.encode("ascii")
+        self.assertIn('"UserEvent":"caf\\udce9"', line)
+        self.assertIn('"Name":"\\u20ac"', line)
+        decoded = json.loads(line)
+        self.assertEqual(decoded["UserEvent"].encode("utf-8", "surrogateescape"), b"caf\xe9")
+
+
+class HubTests(SynchronousTestCase):
+    """EventHub: stamping and fan-out."""
+
+    def test_fan_out(self) -> None:
+        """Every sink gets the same ReceivedEvent, stamped with the clock's time."""
+        clock = Clock()
+        clock.advance(T0)
+        hub = EventHub(clock)
+        seen: list[ReceivedEvent] = []
+        hub.subscribe(seen.append)
+        hub.subscribe(seen.append)
+        hub(HANGUP)
+        self.assertEqual(len(seen), 2)
+        self.assertIs(seen[0], seen[1])
+        self.assertEqual((seen[0].name, seen[0].received), ("Hangup", T0))
+        self.assertIs(seen[0].json, seen[0].json)
+        self.assertEqual(hub.events_received, 1)
+
+    def test_failing_sink(self) -> None:
+        """A sink that raises is logged and the later sinks still get the event."""
+        hub = EventHub(Clock())
+        seen: list[ReceivedEvent] = []
+
+        def broken(received: ReceivedEvent) -> None:
+            raise RuntimeError("boom")
+
+        hub.subscribe(broken)
+        hub.subscribe(seen.append)
+        hub(HANGUP)
+        self.assertEqual(len(seen), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_unsubscribe(self) -> None:
+        """An unsubscribed sink gets nothing more; unsubscribing twice is harmless."""
+        hub = EventHub(Clock())
+        seen: list[ReceivedEvent] = []
+        hub.subscribe(seen.append)
+        hub.unsubscribe(seen.append)
+        hub.unsubscribe(seen.append)
+        hub(HANGUP)
+        self.assertEqual((seen, hub.sinks), ([], ()))
+
+
+class _BrokenStream(io.StringIO):
+    """A stream whose writes fail while ``broken`` is set."""
+
+    broken = True
+
+    def write(self, text: str) -> int:
+        if self.broken:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+class EventLogTests(SynchronousTestCase):
+    """EventLog: JSON lines to a stream or a rotating file."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.hub = EventHub(self.clock)
+
+    def test_needs_one_target(self) -> None:
+        """Exactly one of path and stream must be given."""
+        with self.assertRaises(ValueError):
+            EventLog(self.hub)
+        with self.assertRaises(ValueError):
+            EventLog(self.hub, path="x", stream=io.StringIO())
+
+    def test_stream(self) -> None:
+        """Each event is one line on the stream while the service runs, and none after."""
+        stream = io.StringIO()
+        log = EventLog(self.hub, stream=stream)
+        self.hub(HANGUP)
+        log.startService()
+        self.hub(HANGUP)
+        self.hub(Message([("Event", "Newchannel")]))
+        log.stopService()
+        self.hub(HANGUP)
+        self.assertEqual(
+            stream.getvalue(),
+            event_json(HANGUP, T0)
+            + "\n"
+            + event_json(Message([("Event", "Newchannel")]), T0)
+            + "\n",
+        )
+        self.assertEqual(log.lines_written, 2)
+
+    def test_file(self) -> None:
+        """To a file: the lines are appended, and the file is closed on stop."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("earlier\n")
+        log = EventLog(self.hub, path=path)
+        log.startService()
+        self.hub(HANGUP)
+        log.stopService()
+        with open(path) as f:
+            self.assertEqual(f.read(), "earlier\n" + event_json(HANGUP, T0) + "\n")
+
+    def test_rotation(self) -> None:
+        """The file rotates at rotate_length bytes and keeps max_rotated_files old ones."""
+        directory = self.mktemp()
+        os.mkdir(directory)
+        path = os.path.join(directory, "events.jsonl")
+        line = event_json(HANGUP, T0) + "\n"
+        log = EventLog(self.hub, path=path, rotate_length=len(line) * 2, max_rotated_files=2)
+        log.startService()
+        for _ in range(9):
+            self.hub(HANGUP)
+        log.stopService()
+        self.assertEqual(
+            sorted(os.listdir(directory)), ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
+        )
+        for name in os.listdir(directory):
+            with open(os.path.join(directory, name)) as f:
+                lines = f.read().splitlines(keepends=True)
+            self.assertEqual(set(lines), {line})
+        with open(path) as f:
+            self.assertEqual(f.read(), line)
+
+    def test_write_errors_logged_once(self) -> None:
+        """Failing writes are counted and logged once, then once more when writing recovers."""
+        logged: list[LogEvent] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        stream = _BrokenStream()
+        log = EventLog(self.hub, stream=stream)
+        log.startService()
+        for _ in range(3):
+            self.hub(HANGUP)
+        stream.broken = False
+        self.hub(HANGUP)
+        self.hub(HANGUP)
+        mine = [e for e in logged if e.get("log_namespace") == "txami.eventlog"]
+        self.assertEqual([e["log_level"].name for e in mine], ["error", "info"])
+        self.assertEqual((log.write_errors, log.lines_written), (3, 2))
+        self.assertEqual(stream.getvalue(), (event_json(HANGUP, T0) + "\n") * 2)

@@ -1,0 +1,115 @@
+"""Tests for txami.metrics: counting and the Prometheus text format."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from txami.hub import ReceivedEvent
+from txami.message import Message
+from txami.metrics import CONTENT_TYPE, OTHER, Metrics
+
+
+def _event(name: str) -> ReceivedEvent:
+    return ReceivedEvent(Message([("Event", name)]), 0.0)
+
+
+class MetricsTests(SynchronousTestCase):
+    """Counting events and actions and rendering them."""
+
+    def test_empty(self) -> None:
+        """With nothing counted, only the HELP and TYPE lines of the three families render."""
+        self.assertEqual(
+            Metrics().render(),
+            "# HELP txami_events_total AMI events received, by event name.\n"
+            "# TYPE txami_events_total counter\n"
+            "# HELP txami_actions_total AMI actions run over HTTP, by action and outcome.\n"
+            "# TYPE txami_actions_total counter\n"
+            "# HELP txami_action_duration_seconds Time from sending an action to its outcome.\n"
+            "# TYPE txami_action_duration_seconds histogram\n",
+        )
+
+    def test_events_by_name(self) -> None:
+        """Events are counted per name and rendered sorted by name."""
+        metrics = Metrics()
+        for name in ("Newchannel", "Hangup", "Newchannel"):
+            metrics.event_received(_event(name))
+        self.assertEqual(metrics.events_by_name(), {"Newchannel": 2, "Hangup": 1})
+        lines = metrics.render().splitlines()
+        self.assertEqual(
+            lines[2:4],
+            ['txami_events_total{event="Hangup"} 1', 'txami_events_total{event="Newchannel"} 2'],
+        )
+
+    def test_actions_and_histogram(self) -> None:
+        """An action is counted by outcome and its latency lands in the right buckets."""
+        metrics = Metrics()
+        metrics.action_finished("Ping", "success", 0.02)
+        metrics.action_finished("Ping", "timeout", 40.0)
+        text = metrics.render()
+        self.assertIn('txami_actions_total{action="Ping",outcome="success"} 1\n', text)
+        self.assertIn('txami_actions_total{action="Ping",outcome="timeout"} 1\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="0.01"} 0\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="0.025"} 1\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="30.0"} 1\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="+Inf"} 2\n', text)
+        self.assertIn('txami_action_duration_seconds_sum{action="Ping"} 40.02\n', text)
+        self.assertIn('txami_action_duration_seconds_count{action="Ping"} 2\n', text)
+        self.assertEqual(
+            metrics.actions_by_outcome(), {("Ping", "success"): 1, ("Ping", "timeout"): 1}
+        )
+
+    def test_unknown_outcome(self) -> None:
+        """An outcome outside OUTCOMES is a programming error: ValueError."""
+        with self.assertRaises(ValueError):
+            Metrics().action_finished("Ping", "maybe", 0.0)
+
+    def test_label_escaping(self) -> None:
+        """Quotes, backslashes, newlines and undecodable bytes cannot break a label value."""
+        metrics = Metrics()
+        metrics.event_received(_event('a"b\\c\nd\udce9'))
+        self.assertIn('txami_events_total{event="a\\"b\\\\c\\nd\ufffd"} 1\n', metrics.render())
+        metrics.render().encode("utf-8")
+
+    def test_label_values_are_bounded(self) -> None:
+        """Past max_label_values distinct names, new names are counted as _other."""
+        metrics = Metrics(max_label_values=2)
+        for name in ("A", "B", "C", "D", "A"):
+            metrics.event_received(_event(name))
+        for name in ("X", "Y", "Z"):
+            metrics.action_finished(name, "success", 0.0)
+        self.assertEqual(metrics.events_by_name(), {"A": 2, "B": 1, OTHER: 2})
+        self.assertEqual(
+            metrics.actions_by_outcome(),
+            {("X", "success"): 1, ("Y", "success"): 1, (OTHER, "success"): 1},
+        )
+
+    def test_values_read_at_render(self) -> None:
+        """add_value metrics are read at each render, ints without a decimal point."""
+        metrics = Metrics()
+        state = {"up": 0.0}
+        metrics.add_value("txami_connected", "gauge", "Up or not.", lambda: state["up"])
+        metrics.add_value("txami_uptime_seconds", "gauge", "Uptime.", lambda: 1.5)
+        self.assertTrue(
+            metrics.render().endswith(
+                "txami_connected 0\n"
+                + (
+                    "# HELP txami_uptime_seconds Uptime.\n"
+                    "# TYPE txami_uptime_seconds gauge\n"
+                    "txami_uptime_seconds 1.5\n"
+                )
+            )
+        )
+        state["up"] = 1
+        self.assertIn(
+            "# HELP txami_connected Up or not.\n# TYPE txami_connected gauge\ntxami_connected 1\n",
+            metrics.render(),
+        )
+
+    def test_bad_kind(self) -> None:
+        """Only gauges and counters can be added."""
+        with self.assertRaises(ValueError):
+            Metrics().add_value("x", "summary", "X.", lambda: 0)
+
+    def test_content_type(self) -> None:
+        """The content type is the text format's, version 0.0.4."""
+        self.assertEqual(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")

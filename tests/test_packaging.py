@@ -1,0 +1,153 @@
+"""
+Tests for packaging: the wheel carries the plugin, every txami package and
+py.typed, and nothing that would break Twisted; installed, the plugin is found.
+
+The wheel is built once per run, from a copy of the checkout in a temp dir
+(so no build/ or egg-info lands in the checkout), with ``python -m build
+--wheel --no-isolation``; skipped only when build, setuptools or wheel is missing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_plugin import DISCOVER, ROOT, run_python
+
+_MISSING = [m for m in ("build", "setuptools", "wheel") if importlib.util.find_spec(m) is None]
+SKIP = f"cannot build a wheel without {', '.join(_MISSING)}" if _MISSING else None
+
+_built: dict[str, str] = {}
+
+
+def _source_packages() -> set[str]:
+    """Every .py file of the txami packages in the checkout, as wheel paths."""
+    found = set()
+    for directory, dirs, files in os.walk(os.path.join(ROOT, "txami")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        if "__init__.py" not in files:
+            continue
+        relative = os.path.relpath(directory, ROOT).replace(os.sep, "/")
+        found.update(f"{relative}/{name}" for name in files if name.endswith(".py"))
+    return found
+
+
+def build_wheel() -> str:
+    """Build the wheel (once) from a copy of the checkout; its path."""
+    if "wheel" in _built:
+        return _built["wheel"]
+    work = tempfile.mkdtemp(prefix="txami-wheel-")
+    atexit.register(shutil.rmtree, work, True)
+    source = os.path.join(work, "src")
+    os.mkdir(source)
+    for name in os.listdir(ROOT):
+        path = os.path.join(ROOT, name)
+        if os.path.isfile(path):
+            shutil.copy2(path, source)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache")
+    for name in ("txami", "twisted"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(source, name), ignore=ignore)
+    # The test modules (not their data): were they ever packaged, the wheel would show it.
+    os.mkdir(os.path.join(source, "tests"))
+    for name in os.listdir(os.path.join(ROOT, "tests")):
+        if name.endswith(".py"):
+            shutil.copy2(os.path.join(ROOT, "tests", name), os.path.join(source, "tests"))
+    # A plugin cache left behind by twistd must never be packaged.
+    with open(os.path.join(source, "twisted", "plugins", "dropin.cache"), "wb") as f:
+        f.write(b"stale")
+    dist = os.path.join(work, "dist")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, source],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"the wheel build failed:\n{result.stdout}\n{result.stderr}")
+    [wheel] = [n for n in os.listdir(dist) if n.endswith(".whl")]
+    _built["work"] = work
+    _built["wheel"] = os.path.join(dist, wheel)
+    return _built["wheel"]
+
+
+class WheelTests(SynchronousTestCase):
+    """What the wheel holds."""
+
+    skip = SKIP
+
+    def setUp(self) -> None:
+        with zipfile.ZipFile(build_wheel()) as wheel:
+            self.names = set(wheel.namelist())
+
+    def test_plugin_included(self) -> None:
+        """twisted/plugins/txami_plugin.py is in the wheel, the only file under twisted/."""
+        self.assertEqual(
+            {n for n in self.names if n.startswith("twisted/")},
+            {"twisted/plugins/txami_plugin.py"},
+        )
+
+    def test_no_init_or_cache(self) -> None:
+        """No __init__.py and no dropin.cache under twisted/ (even with a cache in the source)."""
+        self.assertNotIn("twisted/__init__.py", self.names)
+        self.assertNotIn("twisted/plugins/__init__.py", self.names)
+        self.assertFalse([n for n in self.names if n.endswith("dropin.cache")])
+
+    def test_no_tests(self) -> None:
+        """The tests package is not installed."""
+        self.assertFalse([n for n in self.names if n.startswith("tests/")])
+
+    def test_every_txami_package(self) -> None:
+        """Every module of txami and its subpackages (txami.testing, ...) is in the wheel."""
+        shipped = {n for n in self.names if n.startswith("txami/") and n.endswith(".py")}
+        self.assertEqual(shipped, _source_packages())
+
+    def test_py_typed(self) -> None:
+        """txami/py.typed ships, so type checkers use txami's hints."""
+        self.assertIn("txami/py.typed", self.names)
+
+
+class InstalledWheelTests(SynchronousTestCase):
+    """The plugin found from an installed wheel, away from the checkout."""
+
+    skip = SKIP
+
+    def test_discovered_when_installed(self) -> None:
+        """Installed with pip into a directory, the plugin is found once and loads from there."""
+        wheel = build_wheel()
+        target = os.path.join(_built["work"], "site")
+        if not os.path.isdir(target):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-index",
+                    "--target",
+                    target,
+                    wheel,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise AssertionError(f"pip install failed:\n{result.stderr}")
+        elsewhere = os.path.join(_built["work"], "elsewhere")
+        os.makedirs(elsewhere, exist_ok=True)
+        env = dict(os.environ, PYTHONPATH=target)
+        found = run_python(DISCOVER, elsewhere, env)
+        self.assertEqual((found["count"], found["name"]), (1, "txami"))
+        self.assertEqual(found["file"], os.path.join(target, "txami", "tap.py"))
