@@ -1,5 +1,5 @@
 """
-The sample test of "Testing your code with txami.testing" (docs/testing.rst), verbatim,
+The sample test of "Testing your code with txami.testing" (README.rst), verbatim,
 so that the suite proves the documented example works; and a check that the document
 still shows exactly this code.
 """
@@ -104,24 +104,20 @@ _MARKER = ".. txami-testing-sample"
 
 
 def _documented_sample() -> str | None:
-    """The code block that follows the sample marker in docs/testing.rst or README.rst."""
-    for document in (_ROOT / "docs" / "testing.rst", _ROOT / "README.rst"):
-        if not document.exists():
-            continue
-        lines = document.read_text(encoding="utf-8").splitlines()
-        if _MARKER not in lines:
-            continue
-        start = lines.index(_MARKER)
-        while not lines[start].startswith(".. code-block:: python"):
-            start += 1
-        start += 2  # the directive and its blank line
-        block = []
-        for line in lines[start:]:
-            if line and not line.startswith("    "):
-                break
-            block.append(line[4:])
-        return "\n".join(block).strip("\n")
-    return None
+    """The code block that follows the sample marker in README.rst."""
+    lines = (_ROOT / "README.rst").read_text(encoding="utf-8").splitlines()
+    if _MARKER not in lines:
+        return None
+    start = lines.index(_MARKER)
+    while not lines[start].startswith(".. code-block:: python"):
+        start += 1
+    start += 2  # the directive and its blank line
+    block = []
+    for line in lines[start:]:
+        if line and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    return "\n".join(block).strip("\n")
 
 
 class DocumentedSampleTests(SynchronousTestCase):
@@ -130,7 +126,7 @@ class DocumentedSampleTests(SynchronousTestCase):
     def test_documentation_shows_this_sample(self) -> None:
         """The documented code block equals this module's sample, line for line."""
         documented = _documented_sample()
-        self.assertIsNotNone(documented, f"no {_MARKER!r} block in docs/testing.rst or README.rst")
+        self.assertIsNotNone(documented, f"no {_MARKER!r} block in README.rst")
         text = Path(__file__).read_text(encoding="utf-8")
         begin = text.index("\n", text.index("# --- the sample, as in the documentation")) + 1
         end = text.index("# --- end of the sample")
