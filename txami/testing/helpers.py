@@ -12,16 +12,18 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IListeningPort, IProtocol, IReactorTime
 from twisted.internet.protocol import Protocol
-from twisted.internet.ssl import ContextFactory
 from twisted.test import iosim
 
 from txami.protocol import AMIProtocol
 from txami.testing.server import FakeAsterisk, FakeSession
+
+if TYPE_CHECKING:  # twisted.internet.ssl needs pyOpenSSL, an optional dependency
+    from twisted.internet.ssl import ContextFactory
 
 __all__ = ["ChunkPump", "connected_pair", "listen", "replay"]
 
