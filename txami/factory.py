@@ -319,10 +319,9 @@ class AMIFactory(AMIActions, ReconnectingClientFactory):
 
     def _abort(self, connection: _FactoryProtocol) -> None:
         self._abort_call = None
-        transport: Any = connection.transport
-        if transport is not None and connection.connected_and_open:
+        if connection.transport is not None and connection.connected_and_open:
             _log.warn("the AMI connection did not close in time: aborting it")
-            transport.abortConnection()
+            connection.abort()
 
     # --- connection life ---------------------------------------------------------------------
 
@@ -410,8 +409,7 @@ class AMIFactory(AMIActions, ReconnectingClientFactory):
             self._lose(connection)
         elif connection.connected_and_open:
             _log.warn("the AMI login did not complete: {why}", why=failure.getErrorMessage())
-            transport: Any = connection.transport
-            transport.abortConnection()
+            connection.abort()
 
     def _logged_in(self, response: Message, connection: _FactoryProtocol) -> None:
         if connection is not self._connection or not connection.connected_and_open:
@@ -448,8 +446,7 @@ class AMIFactory(AMIActions, ReconnectingClientFactory):
             else:
                 if connection.connected_and_open:
                     _log.warn("restoring session state failed: {why}", why=value.getErrorMessage())
-                    transport: Any = connection.transport
-                    transport.abortConnection()
+                    connection.abort()
                 return
         self._ready(connection)
 

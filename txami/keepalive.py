@@ -14,8 +14,6 @@ answer a Ping while it streams events is not cut off.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -96,13 +94,7 @@ class Keepalive:
                 "dropping the AMI connection",
                 timeout=self.timeout,
             )
-            transport: Any = self.protocol.transport
-            if transport is not None:
-                abort = getattr(transport, "abortConnection", None)
-                if abort is not None:
-                    abort()
-                else:
-                    transport.loseConnection()
+            self.protocol.abort()
         elif isinstance(error, (ActionTimeout, AMIError)):
             # The server is alive (it sent something, or refused the Ping): go on.
             self._schedule()

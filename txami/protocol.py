@@ -69,6 +69,17 @@ _BANNER_MAX: Final = 1024  # the longest banner line read
 _FOLLOWS_HEADERS: Final = frozenset({"response", "privilege", "actionid", "message"})
 
 
+def abort_connection(transport: Any) -> None:
+    """Close ``transport`` at once: ``abortConnection`` if it has one, else ``loseConnection``."""
+    if transport is None:
+        return
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    else:
+        transport.loseConnection()
+
+
 class _Pending:
     """The state of one action that has been sent and not yet answered."""
 
@@ -692,13 +703,11 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._stopped = True
         self._buffer = b""
         self._follows = None
-        transport = self.transport
-        if transport is not None:
-            abort = getattr(transport, "abortConnection", None)
-            if abort is not None:
-                abort()
-            else:
-                transport.loseConnection()
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without waiting for buffered writes."""
+        abort_connection(self.transport)
 
     # --- login -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from txami.hub import EventHub, ReceivedEvent
 from txami.jsonform import dumps, message_dict
 from txami.message import Headers, Message
 from txami.metrics import CONTENT_TYPE, Metrics
+from txami.protocol import abort_connection
 
 __all__ = [
     "MAX_BODY_SIZE",
@@ -421,10 +422,8 @@ class _EventStream:
             size=self.queued_bytes,
         )
         self._end()
-        transport: Any = self.request.transport
-        abort = getattr(transport, "abortConnection", None)
-        if abort is not None:
-            abort()
+        if self.request.transport is not None:
+            abort_connection(self.request.transport)
         else:
             self.request.loseConnection()
 

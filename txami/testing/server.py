@@ -28,7 +28,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from typing import Final
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
@@ -38,6 +38,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txami.message import Headers, HeaderValue, Message
+from txami.protocol import abort_connection
 from txami.testing import permissions as perm
 from txami.testing.actions import BUILTIN, Action, ActionEntry, Pairs
 from txami.testing.parser import RequestParser, header
@@ -165,13 +166,7 @@ class FakeSession(Protocol):
         """Drop the connection at once."""
         self._closing = self._output_closed = True
         self._held = []
-        transport: Any = self.transport
-        if transport is not None:
-            abort = getattr(transport, "abortConnection", None)
-            if abort is not None:
-                abort()
-            else:
-                transport.loseConnection()
+        abort_connection(self.transport)
 
     def _pause(self) -> None:
         pause = getattr(self.transport, "pauseProducing", None)
