@@ -13,6 +13,7 @@ Unit tests: the bytes of the helpers no capture covers, and their timeouts.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+import txami.message
 from tests.test_replay import (
     LogCapture,
     Session,
@@ -1013,6 +1015,14 @@ class HelperBytesTests(SynchronousTestCase):
         error = self.failureResultOf(d, AMIError).value
         self.assertEqual(error.action, "Queues")
         self.assertEqual(self.protocol._pending, {})
+
+    def test_queues_silent_server_times_out(self) -> None:
+        """queues() against a silent server errbacks ActionTimeout, never an empty success
+        (ids 9 and 10 make the Ping's deadline, "x.10", expire first)."""
+        self.patch(txami.message, "_id_counter", itertools.count(9))
+        d = self.protocol.queues()
+        self.clock.advance(30)
+        self.failureResultOf(d, ActionTimeout)
 
     def test_queues_old_server(self) -> None:
         """queues() on an old server takes the bare text before the Pong as its output lines."""

@@ -332,7 +332,9 @@ class AMIActions:
         """
         action_id = new_action_id()
         d = self._send("Queues", [("ActionID", action_id)], mode=RAW)
-        self._send("Ping", []).addBoth(lambda _: self._finish_raw(action_id))
+        # Only a Pong proves the text is complete; if the Ping fails, the Queues
+        # action ends by its own timeout or the connection's loss.
+        self._send("Ping", []).addCallbacks(lambda _: self._finish_raw(action_id), lambda _: None)
         return d.addCallback(_output)
 
     def iax_peers(self) -> Deferred[list[Message]]:
