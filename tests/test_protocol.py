@@ -692,10 +692,14 @@ class OddInputTests(ProtocolTestCase):
         self.successResultOf(d)
 
     def test_lines_without_colon_in_an_event(self) -> None:
-        """An event with colon-less lines still reaches the handlers, those lines left out."""
+        """An event with colon-less lines still reaches the handlers; those lines are
+        left out of its headers, with a warning once the headers are parsed."""
         self.receive(b"Event: X\r\nno colon\r\nA: 1\r\n\r\n")
         (event,) = self.events
         self.assertEqual(event.pairs(), [("Event", "X"), ("A", "1")])
+        self.assertEqual(
+            self.log_lines(), [("warn", "skipping a header line without a colon: 'no colon'")]
+        )
 
     def test_stray_blank_lines(self) -> None:
         """Extra blank lines between messages are skipped (logged at debug)."""

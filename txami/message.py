@@ -15,6 +15,8 @@ import itertools
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from twisted.logger import Logger
+
 __all__ = [
     "REDACTED_HEADERS",
     "HeaderValue",
@@ -35,6 +37,7 @@ HeaderValue = str | int | float | bool | Sequence[str | int | float] | None
 #: Headers as a mapping, or as ``(name, value)`` pairs when order or repeats matter.
 Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]
 
+_log = Logger(namespace="txami.message")
 _EMPTY: tuple[Message, ...] = ()
 
 
@@ -137,13 +140,14 @@ def _key(name: str) -> str:
     return key
 
 
-def _parse_lines(text: str) -> list[tuple[str, str]]:
+def _parse_lines(text: str, quiet: bool = False) -> list[tuple[str, str]]:
     """
     Split decoded message text into ``(name, value)`` pairs in wire order.
 
     Lines end with CRLF (a bare LF is accepted, as Asterisk itself does); the
     value is what follows the first colon, less one space.  Lines without a
-    colon are skipped (the text keeps them, so `Message.to_bytes` does too).
+    colon are logged (unless ``quiet``) and skipped; the text keeps them, so
+    `Message.to_bytes` does too.
     """
     pairs = []
     for line in text.split("\n"):
@@ -151,6 +155,8 @@ def _parse_lines(text: str) -> list[tuple[str, str]]:
             line = line[:-1]
         name, colon, value = line.partition(":")
         if not colon:
+            if line and not quiet:
+                _log.warn("skipping a header line without a colon: {line!r}", line=line[:200])
             continue
         if value.startswith(" "):
             value = value[1:]
@@ -347,7 +353,7 @@ def _first_of(text: str) -> tuple[str, str] | None:
     line = text if end < 0 else text[: end - 1] if text[end - 1 : end] == "\r" else text[:end]
     name, colon, value = line.partition(":")
     if not colon:
-        pairs = _parse_lines(text)
+        pairs = _parse_lines(text, quiet=True)
         return pairs[0] if pairs else None
     return name, value[1:] if value.startswith(" ") else value
 
