@@ -32,6 +32,7 @@ from txami import (
     EventDispatcher,
     Message,
     NotConnected,
+    OriginateError,
     ProtocolError,
 )
 
@@ -97,6 +98,23 @@ class SessionStateTests(ProtocolTestCase):
         self.receive(msg("Response: Goodbye", f"ActionID: {logoff_id}", "Message: bye"))
         self.assertEqual(self.successResultOf(logoff).name, "Goodbye")
         self.assertFalse(self.protocol.logged_in)
+
+
+class OriginateResponseTests(ProtocolTestCase):
+    """The OriginateResponse that ends an asynchronous originate."""
+
+    def test_odd_reason_does_not_raise(self) -> None:
+        """A Reason of digits int() refuses ("²") gives OriginateError(reason=None)."""
+        d = self.protocol.originate("Local/1@x", application="Wait", data="1", async_=True)
+        action_id = Message.parse(action_blocks(self.transport.value())[-1])["ActionID"]
+        tag = f"ActionID: {action_id}"
+        self.receive(
+            msg("Response: Success", tag, "Message: Originate successfully queued"),
+            msg("Event: OriginateResponse", tag, "Response: Failure", "Reason: \u00b2"),
+        )
+        error = self.failureResultOf(d, OriginateError).value
+        self.assertEqual((error.reason, error.message), (None, "Failure"))
+        self.assertEqual([e.name for e in self.events], ["OriginateResponse"])
 
 
 class TimeoutTests(ProtocolTestCase):

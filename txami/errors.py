@@ -81,7 +81,9 @@ class OriginateError(AMIError):
     def __init__(self, action: str, response: Message) -> None:
         super().__init__(action, response)
         raw = response.get("Reason")
-        self.reason: int | None = int(raw) if raw is not None and raw.isdigit() else None
+        # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts,
+        # and nothing the server sends may raise here (this runs inside dataReceived).
+        self.reason: int | None = int(raw) if raw is not None and raw.isdecimal() else None
         self.message = response.get("Response", "") or ""
 
     def __str__(self) -> str:
