@@ -23,7 +23,7 @@ from txami.message import Message
 from txami.testing import permissions as perm
 from txami.testing.cli import run_command
 from txami.testing.parser import header, headers
-from txami.testing.pbx import EXTENSION_STATES, Channel
+from txami.testing.pbx import Channel
 
 if TYPE_CHECKING:
     from txami.testing.server import FakeSession
@@ -788,16 +788,11 @@ def _voicemail_users(session: FakeSession, action: Action) -> None:
 def _extension_state(session: FakeSession, action: Action) -> None:
     exten = action.get("Exten")
     context = action.get("Context") or "default"
-    hint, status = session.factory.pbx.extension_state(context, exten)
     _success(
         session,
         action,
         "Extension Status",
-        ("Exten", exten),
-        ("Context", context),
-        ("Hint", hint),
-        ("Status", str(status)),
-        ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
+        *session.factory.pbx.extension_status(context, exten),
     )
 
 
@@ -805,20 +800,8 @@ def _extension_state_list(session: FakeSession, action: Action) -> None:
     pbx = session.factory.pbx
     _list_start(session, action, "Extension Statuses will follow")
     hints = list(reversed(pbx.hints.items()))
-    for (context, exten), hint in hints:
-        status = pbx.extension_state(context, exten)[1]
-        _item(
-            session,
-            "ExtensionStatus",
-            [
-                *_id(action),
-                ("Exten", exten),
-                ("Context", context),
-                ("Hint", hint),
-                ("Status", str(status)),
-                ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
-            ],
-        )
+    for (context, exten), _ in hints:
+        _item(session, "ExtensionStatus", [*_id(action), *pbx.extension_status(context, exten)])
     _complete(session, action, "ExtensionStateListComplete", len(hints))
 
 

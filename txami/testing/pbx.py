@@ -885,21 +885,23 @@ class PBX:
         before = {key: self.extension_state(*key)[1] for key in self.hints}
         old = self.device_states.get(device)
         self.device_states[device] = state
-        for (context, exten), hint in self.hints.items():
+        for context, exten in self.hints:
             status = self.extension_state(context, exten)[1]
             if status != before[(context, exten)]:
-                self.emit(
-                    "ExtensionStatus",
-                    [
-                        ("Exten", exten),
-                        ("Context", context),
-                        ("Hint", hint),
-                        ("Status", str(status)),
-                        ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
-                    ],
-                )
+                self.emit("ExtensionStatus", self.extension_status(context, exten))
         if old != state:
             self.emit("DeviceStateChange", [("Device", device), ("State", state)])
+
+    def extension_status(self, context: str, exten: str) -> list[tuple[str, str]]:
+        """The headers Asterisk reports a hint's state with (ExtensionState and its events)."""
+        hint, status = self.extension_state(context, exten)
+        return [
+            ("Exten", exten),
+            ("Context", context),
+            ("Hint", hint),
+            ("Status", str(status)),
+            ("StatusText", EXTENSION_STATES.get(status, "Unknown")),
+        ]
 
     def extension_state(self, context: str, exten: str) -> tuple[str, int]:
         """``(hint, status)`` of ``exten@context``: status -1 when it has no hint."""
