@@ -16,12 +16,10 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bench.run import Outcome, Run
+from bench.model import REPO, Outcome, Run
 
-REPO = Path(__file__).resolve().parent.parent
 FLOOR = "floor"
 MIB = 1024 * 1024
 

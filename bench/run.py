@@ -17,23 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench import data, report
 from bench.clients.common import SCENARIOS, UNAVAILABLE
-
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results" / "latest.txt"
-
-#: Client name -> module run as ``python -m MODULE``; the first is the yardstick.
-CLIENTS = {
-    "floor": "bench.clients.floor",
-    "panoramisk": "bench.clients.panoramisk_client",
-    "txami": "bench.clients.txami_client",
-}
-
+from bench.model import CLIENTS, REPO, Config, Outcome, Run
 
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None) if sys.platform == "linux" else None
@@ -65,27 +55,6 @@ def pinned_cpus(pin: bool) -> tuple[int | None, int | None]:
     if not pin or len(cpus) < 2:
         return None, None
     return cpus[0], cpus[1]
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything a run depends on, from the command line."""
-
-    clients: tuple[str, ...] = tuple(CLIENTS)
-    scenarios: tuple[str, ...] = SCENARIOS
-    rounds: int = 5
-    events: int = 200_000
-    pings: int = 20_000
-    window: int = 200
-    lists: int = 20
-    items: int = 5_000
-    pending: int = 10_000
-    timeout: float = 30.0
-    run_timeout: float = 180.0
-    flat_kib: int = 2048
-    pin: bool = True
-    output: Path = RESULTS
-    quick: bool = False
 
 
 QUICK: dict[str, Any] = {
@@ -242,19 +211,6 @@ class Server:
             proc.wait()
 
 
-@dataclass
-class Run:
-    """One client process running one scenario."""
-
-    client: str
-    scenario: str
-    round: int
-    result: dict[str, Any] | None = None
-    error: str = ""
-    server_cpu_s: float = 0.0
-    wall_s: float = 0.0
-
-
 def client_command(client: str, *args: str) -> list[str]:
     """The command line of one client process."""
     return [sys.executable, "-m", CLIENTS[client], *args]
@@ -323,18 +279,6 @@ def run_client(cfg: Config, server: Server, client: str, scenario: str, rnd: int
     except ValueError:
         run.error = f"FAIL {client} {scenario}: unreadable result line {lines[-1]!r}"
     return run
-
-
-@dataclass
-class Outcome:
-    """Every run of the benchmark, in the order they ran."""
-
-    cfg: Config
-    clients: list[str]
-    skipped: list[str]
-    cpus: tuple[int | None, int | None] = (None, None)  # where the server and clients ran
-    runs: list[Run] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def run_all(cfg: Config) -> Outcome:

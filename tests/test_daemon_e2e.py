@@ -25,7 +25,8 @@ from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, read
 from twisted.web.http_headers import Headers
 
 from tests.test_plugin import ROOT, keep_checkout_clean
-from txami.service import BridgeService, build_service
+from txami.daemon.options import build_service
+from txami.daemon.service import BridgeService
 from txami.tap import Options
 from txami.testing import FakeAsterisk, listen
 

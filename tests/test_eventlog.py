@@ -10,8 +10,8 @@ from twisted.internet.testing import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from txami.eventlog import EventLog
-from txami.hub import EventHub, ReceivedEvent
+from txami.daemon.eventlog import EventLog
+from txami.daemon.hub import EventHub, ReceivedEvent
 from txami.jsonform import event_dict, event_json, format_timestamp, message_dict
 from txami.message import Message
 
@@ -215,7 +215,7 @@ class EventLogTests(SynchronousTestCase):
         stream.broken = False
         self.hub(HANGUP)
         self.hub(HANGUP)
-        mine = [e for e in logged if e.get("log_namespace") == "txami.eventlog"]
+        mine = [e for e in logged if e.get("log_namespace") == "txami.daemon.eventlog"]
         self.assertEqual([e["log_level"].name for e in mine], ["error", "info"])
         self.assertEqual((log.write_errors, log.lines_written), (3, 2))
         self.assertEqual(stream.getvalue(), (event_json(HANGUP, T0) + "\n") * 2)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txami.hub import ReceivedEvent
+from txami.daemon.hub import ReceivedEvent
 from txami.message import Message
-from txami.metrics import CONTENT_TYPE, OTHER, Metrics
+from txami.daemon.metrics import CONTENT_TYPE, OTHER, Metrics
 
 
 def _event(name: str) -> ReceivedEvent:

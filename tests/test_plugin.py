@@ -85,8 +85,8 @@ class PluginTests(SynchronousTestCase):
                 "count": 1,
                 "name": "txami",
                 "module": "txami.tap",
-                "options": "txami.tap.Options",
-                "makeService": "txami.tap.makeService",
+                "options": "txami.daemon.options.Options",
+                "makeService": "txami.daemon.options.makeService",
             },
         )
         self.assertEqual(found["file"], os.path.join(ROOT, "txami", "tap.py"))

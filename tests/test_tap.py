@@ -13,9 +13,10 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.certs import TLS_SKIP, make_pki
-import txami.tap
-from txami.eventlog import EventLog
-from txami.service import AMIClientService, BridgeService, HTTPService, build_service
+import txami.daemon.options
+from txami.daemon.eventlog import EventLog
+from txami.daemon.options import build_service
+from txami.daemon.service import AMIClientService, BridgeService, HTTPService
 from txami.tap import Options, makeService
 
 
@@ -303,7 +304,7 @@ class SinkOptionTests(OptionsTestCase):
             asked.append((target, mode))
             return False
 
-        self.patch(txami.tap.os, "access", access)
+        self.patch(txami.daemon.options.os, "access", access)
         self.refused(
             f"cannot write --log-events {path}: permission denied", "-u", "a", "--log-events", path
         )

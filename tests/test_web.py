@@ -1,5 +1,5 @@
 """
-Tests for the HTTP bridge (txami.web), in memory: real `Site` and HTTP parsing
+Tests for the HTTP bridge (txami.daemon.web), in memory: real `Site` and HTTP parsing
 over a `StringTransport`, and a real `AMIProtocol` over another one standing
 in for the factory (so the bytes an HTTP call puts on the AMI wire are checked).
 """
@@ -17,11 +17,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
-from txami.hub import EventHub
+from txami.daemon.hub import EventHub
 from txami.message import Message
-from txami.metrics import Metrics
+from txami.daemon.metrics import Metrics
 from txami.protocol import AMIProtocol
-from txami.web import EventStreamResource, make_resource, make_site
+from txami.daemon.web import EventStreamResource, make_resource, make_site
 
 TOKEN = "s3cret-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -25,7 +25,7 @@ class NoOpenSSL:
 
 sys.meta_path.insert(0, NoOpenSSL())
 
-import txami, txami.testing, txami.tap, txami.demo, txami.web, txami.service
+import txami, txami.testing, txami.tap, txami.daemon.demo, txami.daemon.web, txami.daemon.service
 from twisted.internet.task import Clock
 from txami.testing import FakeAsterisk, connected_pair
 

@@ -15,63 +15,23 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
 from twisted.internet.defer import Deferred
 
 from txami.message import Message
 from txami.testing import permissions as perm
 from txami.testing.cli import run_command
-from txami.testing.parser import header, headers
+from txami.testing.handler import Action, ActionEntry, Handler, Pairs, Session
 from txami.testing.pbx import Channel
-
-if TYPE_CHECKING:
-    from txami.testing.server import FakeSession
 
 __all__ = ["BUILTIN", "Action", "ActionEntry", "Pairs", "response"]
 
-Pairs = list[tuple[str, str]]
-#: A built-in handler: writes its answer, or returns a Deferred that does.
-Handler = Callable[["FakeSession", "Action"], "Deferred[None] | None"]
 
 _TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
 _INT = re.compile(r"\s*([+-]?\d+)")
 _BLACKLISTED_COMMANDS = (("module", "load"), ("module", "unload"), ("restart", "gracefully"))
 _SYSTEM_APPS = ("system", "exec", "agi", "mixmonitor", "externalivr", "originate")
 _DANGEROUS_FUNCTIONS = ("SHELL(", "FILE(", "EVAL(")
-
-
-class Action:
-    """One received action: its lines, and lookups as ``astman_get_header`` does them."""
-
-    __slots__ = ("lines", "message", "name")
-
-    def __init__(self, lines: list[str], message: Message, name: str) -> None:
-        self.lines = lines
-        self.message = message
-        self.name = name
-
-    def get(self, name: str) -> str:
-        """The first value of header ``name`` (leading blanks skipped), or ``""``."""
-        return header(self.lines, name)
-
-    def getall(self, name: str) -> list[str]:
-        """Every value of header ``name``."""
-        return headers(self.lines, name)
-
-    @property
-    def action_id(self) -> str:
-        """The ActionID to echo (``""`` for none)."""
-        return header(self.lines, "ActionID")
-
-
-class ActionEntry(NamedTuple):
-    """An action the server knows: its name, handler, write classes and synopsis."""
-
-    name: str
-    handler: Handler
-    authority: int
-    synopsis: str
 
 
 def response(
@@ -105,7 +65,7 @@ def _id(action: Action) -> Pairs:
 
 
 def _success(
-    session: FakeSession, action: Action, message: str | None = None, *extra: tuple[str, str]
+    session: Session, action: Action, message: str | None = None, *extra: tuple[str, str]
 ) -> None:
     pairs: Pairs = [("Response", "Success"), *_id(action)]
     if message is not None:
@@ -114,22 +74,22 @@ def _success(
     session.write_response(pairs)
 
 
-def _error(session: FakeSession, action: Action, message: str, *extra: tuple[str, str]) -> None:
+def _error(session: Session, action: Action, message: str, *extra: tuple[str, str]) -> None:
     session.write_response([("Response", "Error"), *_id(action), ("Message", message), *extra])
 
 
-def _list_start(session: FakeSession, action: Action, message: str) -> None:
+def _list_start(session: Session, action: Action, message: str) -> None:
     session.write_response(
         [("Response", "Success"), *_id(action), ("EventList", "start"), ("Message", message)]
     )
 
 
-def _item(session: FakeSession, event: str, pairs: Pairs) -> None:
+def _item(session: Session, event: str, pairs: Pairs) -> None:
     session.write_response([("Event", event), *pairs])
 
 
 def _complete(
-    session: FakeSession, action: Action, event: str, count: int, *extra: tuple[str, str]
+    session: Session, action: Action, event: str, count: int, *extra: tuple[str, str]
 ) -> None:
     session.write_response(
         [
@@ -155,7 +115,7 @@ def _true(text: str) -> bool:
 # --- session and login ----------------------------------------------------------------
 
 
-def _login(session: FakeSession, action: Action) -> None:
+def _login(session: Session, action: Action) -> None:
     if session.logged_in:
         _success(session, action, "Already authenticated")
         return
@@ -203,7 +163,7 @@ def _login(session: FakeSession, action: Action) -> None:
     )
 
 
-def _challenge(session: FakeSession, action: Action) -> None:
+def _challenge(session: Session, action: Action) -> None:
     if action.get("AuthType").lower() != "md5":
         _error(session, action, "Must specify AuthType")
         return
@@ -212,19 +172,19 @@ def _challenge(session: FakeSession, action: Action) -> None:
     _success(session, action, None, ("Challenge", session.challenge))
 
 
-def _logoff(session: FakeSession, action: Action) -> None:
+def _logoff(session: Session, action: Action) -> None:
     session.write_response(
         [("Response", "Goodbye"), *_id(action), ("Message", "Thanks for all the fish.")]
     )
     session.close_after_answer()
 
 
-def _ping(session: FakeSession, action: Action) -> None:
+def _ping(session: Session, action: Action) -> None:
     now = session.factory.pbx.now()
     _success(session, action, None, ("Ping", "Pong"), ("Timestamp", f"{now:.6f}"))
 
 
-def _events(session: FakeSession, action: Action) -> None:
+def _events(session: Session, action: Action) -> None:
     mask = perm.event_mask(action.get("EventMask"))
     if mask is None:
         _error(session, action, "Invalid event mask")
@@ -235,7 +195,7 @@ def _events(session: FakeSession, action: Action) -> None:
     )
 
 
-def _filter(session: FakeSession, action: Action) -> None:
+def _filter(session: Session, action: Action) -> None:
     if action.get("Operation").lower() != "add":
         _error(session, action, "Unknown operation")
         return
@@ -257,7 +217,7 @@ def _filter(session: FakeSession, action: Action) -> None:
     _success(session, action, "Success")
 
 
-def _list_commands(session: FakeSession, action: Action) -> None:
+def _list_commands(session: Session, action: Action) -> None:
     pairs: Pairs = [("Response", "Success"), *_id(action)]
     entries = sorted(session.factory.actions(), key=lambda entry: entry.name.lower())
     for entry in entries:
@@ -268,7 +228,7 @@ def _list_commands(session: FakeSession, action: Action) -> None:
     session.write_response(pairs)
 
 
-def _user_event(session: FakeSession, action: Action) -> None:
+def _user_event(session: Session, action: Action) -> None:
     name = action.get("UserEvent")
     _success(session, action, "Event Sent")
     body = [
@@ -284,7 +244,7 @@ def _user_event(session: FakeSession, action: Action) -> None:
 # --- CLI ----------------------------------------------------------------------------------
 
 
-def _command(session: FakeSession, action: Action) -> None:
+def _command(session: Session, action: Action) -> None:
     command = action.get("Command")
     if not command:
         _error(session, action, "No command provided")
@@ -316,7 +276,7 @@ def _command(session: FakeSession, action: Action) -> None:
 # --- calls ----------------------------------------------------------------------------------
 
 
-def _originate(session: FakeSession, action: Action) -> Deferred[None] | None:
+def _originate(session: Session, action: Action) -> Deferred[None] | None:
     fake = session.factory
     channel = action.get("Channel")
     exten = action.get("Exten")
@@ -414,7 +374,7 @@ def _originate(session: FakeSession, action: Action) -> Deferred[None] | None:
     return answered.addCallback(finish)
 
 
-def _hangup(session: FakeSession, action: Action) -> None:
+def _hangup(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     name = action.get("Channel")
     if not name:
@@ -447,7 +407,7 @@ def _hangup(session: FakeSession, action: Action) -> None:
     pbx.hangup(found_channel, cause, 16)
 
 
-def _redirect(session: FakeSession, action: Action) -> None:
+def _redirect(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     name = action.get("Channel")
     extra = action.get("ExtraChannel")
@@ -485,7 +445,7 @@ def _redirect(session: FakeSession, action: Action) -> None:
         )
 
 
-def _absolute_timeout(session: FakeSession, action: Action) -> None:
+def _absolute_timeout(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     name = action.get("Channel")
     if not name:
@@ -501,7 +461,7 @@ def _absolute_timeout(session: FakeSession, action: Action) -> None:
 
 
 def _monitor_action(message: str, needs_file: bool = False) -> Handler:
-    def handle(session: FakeSession, action: Action) -> None:
+    def handle(session: Session, action: Action) -> None:
         name = action.get("Channel")
         if not name:
             _error(session, action, "No channel specified")
@@ -515,7 +475,7 @@ def _monitor_action(message: str, needs_file: bool = False) -> Handler:
     return handle
 
 
-def _status_event(session: FakeSession, action: Action, channel: Channel) -> Pairs:
+def _status_event(session: Session, action: Action, channel: Channel) -> Pairs:
     pbx = session.factory.pbx
     pairs: Pairs = [("Privilege", "Call"), *channel.snapshot()]
     formats = "(slin)" if channel.technology == "Local" else "(ulaw)"
@@ -548,7 +508,7 @@ def _status_event(session: FakeSession, action: Action, channel: Channel) -> Pai
     return pairs + _id(action)
 
 
-def _status(session: FakeSession, action: Action) -> None:
+def _status(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     name = action.get("Channel")
     if name:
@@ -566,7 +526,7 @@ def _status(session: FakeSession, action: Action) -> None:
     _complete(session, action, "StatusComplete", len(channels), ("Items", count))
 
 
-def _core_show_channels(session: FakeSession, action: Action) -> None:
+def _core_show_channels(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     _list_start(session, action, "Channels will follow")
     now = pbx.clock.seconds()
@@ -592,7 +552,7 @@ def _core_show_channels(session: FakeSession, action: Action) -> None:
 # --- variables and database -----------------------------------------------------------------
 
 
-def _getvar(session: FakeSession, action: Action) -> None:
+def _getvar(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     variable = action.get("Variable")
     if not variable:
@@ -611,7 +571,7 @@ def _getvar(session: FakeSession, action: Action) -> None:
     _success(session, action, None, ("Variable", variable), ("Value", value or ""))
 
 
-def _setvar(session: FakeSession, action: Action) -> None:
+def _setvar(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     variable = action.get("Variable")
     if not variable:
@@ -627,7 +587,7 @@ def _setvar(session: FakeSession, action: Action) -> None:
     pbx.set_var(channel, variable, action.get("Value"))
 
 
-def _db_get(session: FakeSession, action: Action) -> None:
+def _db_get(session: Session, action: Action) -> None:
     family, key = action.get("Family"), action.get("Key")
     if not family:
         _error(session, action, "No family specified.")
@@ -646,7 +606,7 @@ def _db_get(session: FakeSession, action: Action) -> None:
     _complete(session, action, "DBGetComplete", 1)
 
 
-def _db_get_tree(session: FakeSession, action: Action) -> None:
+def _db_get_tree(session: Session, action: Action) -> None:
     family, key = action.get("Family"), action.get("Key")
     prefix = "/" + family if family else ""
     if family and key:
@@ -665,7 +625,7 @@ def _db_get_tree(session: FakeSession, action: Action) -> None:
     _complete(session, action, "DBGetTreeComplete", len(rows))
 
 
-def _db_put(session: FakeSession, action: Action) -> None:
+def _db_put(session: Session, action: Action) -> None:
     family, key = action.get("Family"), action.get("Key")
     if not family:
         _error(session, action, "No family specified")
@@ -677,7 +637,7 @@ def _db_put(session: FakeSession, action: Action) -> None:
     _success(session, action, "Updated database successfully")
 
 
-def _db_del(session: FakeSession, action: Action) -> None:
+def _db_del(session: Session, action: Action) -> None:
     family, key = action.get("Family"), action.get("Key")
     if not family:
         _error(session, action, "No family specified.")
@@ -691,7 +651,7 @@ def _db_del(session: FakeSession, action: Action) -> None:
     _success(session, action, "Key deleted successfully")
 
 
-def _db_del_tree(session: FakeSession, action: Action) -> None:
+def _db_del_tree(session: Session, action: Action) -> None:
     family, key = action.get("Family"), action.get("Key")
     if not family:
         _error(session, action, "No family specified.")
@@ -710,7 +670,7 @@ def _db_del_tree(session: FakeSession, action: Action) -> None:
 # --- mailboxes, hints and devices -------------------------------------------------------------
 
 
-def _mailbox_count(session: FakeSession, action: Action) -> None:
+def _mailbox_count(session: Session, action: Action) -> None:
     spec = action.get("Mailbox")
     if not spec:
         _error(session, action, "Mailbox not specified")
@@ -727,7 +687,7 @@ def _mailbox_count(session: FakeSession, action: Action) -> None:
     )
 
 
-def _mailbox_status(session: FakeSession, action: Action) -> None:
+def _mailbox_status(session: Session, action: Action) -> None:
     spec = action.get("Mailbox")
     if not spec:
         _error(session, action, "Mailbox not specified")
@@ -742,7 +702,7 @@ def _mailbox_status(session: FakeSession, action: Action) -> None:
     )
 
 
-def _voicemail_users(session: FakeSession, action: Action) -> None:
+def _voicemail_users(session: Session, action: Action) -> None:
     boxes = session.factory.pbx.mailboxes
     _list_start(session, action, "Voicemail user list will follow")
     for spec, box in boxes.items():
@@ -785,7 +745,7 @@ def _voicemail_users(session: FakeSession, action: Action) -> None:
     _complete(session, action, "VoicemailUserEntryComplete", len(boxes))
 
 
-def _extension_state(session: FakeSession, action: Action) -> None:
+def _extension_state(session: Session, action: Action) -> None:
     exten = action.get("Exten")
     context = action.get("Context") or "default"
     _success(
@@ -796,7 +756,7 @@ def _extension_state(session: FakeSession, action: Action) -> None:
     )
 
 
-def _extension_state_list(session: FakeSession, action: Action) -> None:
+def _extension_state_list(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     _list_start(session, action, "Extension Statuses will follow")
     hints = list(reversed(pbx.hints.items()))
@@ -805,7 +765,7 @@ def _extension_state_list(session: FakeSession, action: Action) -> None:
     _complete(session, action, "ExtensionStateListComplete", len(hints))
 
 
-def _device_state_list(session: FakeSession, action: Action) -> None:
+def _device_state_list(session: Session, action: Action) -> None:
     states = session.factory.pbx.device_states
     _list_start(session, action, "Device State Changes will follow")
     for device, state in states.items():
@@ -816,7 +776,7 @@ def _device_state_list(session: FakeSession, action: Action) -> None:
 # --- queues and IAX -----------------------------------------------------------------------------
 
 
-def _queue_status(session: FakeSession, action: Action) -> None:
+def _queue_status(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     wanted, member_filter = action.get("Queue"), action.get("Member")
     _list_start(session, action, "Queue status will follow")
@@ -893,7 +853,7 @@ def _queue_status(session: FakeSession, action: Action) -> None:
     _complete(session, action, "QueueStatusComplete", count)
 
 
-def _queue_summary(session: FakeSession, action: Action) -> None:
+def _queue_summary(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     wanted = action.get("Queue")
     _list_start(session, action, "Queue summary will follow")
@@ -920,7 +880,7 @@ def _queue_summary(session: FakeSession, action: Action) -> None:
     _complete(session, action, "QueueSummaryComplete", count)
 
 
-def _iax_peers(session: FakeSession, action: Action) -> None:
+def _iax_peers(session: Session, action: Action) -> None:
     peers = session.factory.pbx.iax_peers
     _list_start(session, action, "Peer status list will follow")
     for peer in peers:
@@ -944,7 +904,7 @@ def _iax_peers(session: FakeSession, action: Action) -> None:
     _complete(session, action, "PeerlistComplete", len(peers))
 
 
-def _iax_peer_list(session: FakeSession, action: Action) -> None:
+def _iax_peer_list(session: Session, action: Action) -> None:
     peers = session.factory.pbx.iax_peers
     _list_start(session, action, "IAX Peer status list will follow")
     for peer in peers:
@@ -968,12 +928,12 @@ def _iax_peer_list(session: FakeSession, action: Action) -> None:
     _complete(session, action, "PeerlistComplete", len(peers))
 
 
-def _iax_registry(session: FakeSession, action: Action) -> None:
+def _iax_registry(session: Session, action: Action) -> None:
     _list_start(session, action, "Registrations will follow")
     _complete(session, action, "RegistrationsComplete", 0)
 
 
-def _iax_netstats(session: FakeSession, action: Action) -> None:
+def _iax_netstats(session: Session, action: Action) -> None:
     # chan_iax2 answers with a lone line end: no Response, no ActionID.
     session.write_raw_response("\r\n")
 
@@ -981,7 +941,7 @@ def _iax_netstats(session: FakeSession, action: Action) -> None:
 # --- the core ---------------------------------------------------------------------------------
 
 
-def _core_settings(session: FakeSession, action: Action) -> None:
+def _core_settings(session: Session, action: Action) -> None:
     fake = session.factory
     _success(
         session,
@@ -1002,7 +962,7 @@ def _core_settings(session: FakeSession, action: Action) -> None:
     )
 
 
-def _core_status(session: FakeSession, action: Action) -> None:
+def _core_status(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     started = time.gmtime(pbx.start_time)
     date, clock = time.strftime("%Y-%m-%d", started), time.strftime("%H:%M:%S", started)

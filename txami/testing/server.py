@@ -40,7 +40,8 @@ from twisted.python.failure import Failure
 from txami.message import Headers, HeaderValue, Message
 from txami.protocol import abort_connection
 from txami.testing import permissions as perm
-from txami.testing.actions import BUILTIN, Action, ActionEntry, Pairs
+from txami.testing.actions import BUILTIN
+from txami.testing.handler import Action, ActionEntry, Pairs, Session
 from txami.testing.parser import RequestParser, header
 from txami.testing.pbx import PBX, Channel, load_capture_defaults
 from txami.testing.permissions import AMIUser
@@ -495,7 +496,8 @@ class FakeAsterisk(ServerFactory):
         list a user needs (default: none).
         """
 
-        def run(session: FakeSession, action: Action) -> Deferred[None] | None:
+        def run(session: Session, action: Action) -> Deferred[None] | None:
+            assert isinstance(session, FakeSession)
             result = handler(session, action.message)
             if isinstance(result, Deferred):
                 return result.addCallback(session.send_result)

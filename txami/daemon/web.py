@@ -14,7 +14,7 @@ The HTTP bridge: `twisted.web` resources that expose one AMI session as JSON.
     for a malformed body, ``403`` for the actions that manage the daemon's own
     session (Login, Logoff, Challenge, Events, Filter).
 ``GET /metrics``
-    Prometheus text (`txami.metrics`).
+    Prometheus text (`txami.daemon.metrics`).
 
 With a token configured, every request needs ``Authorization: Bearer
 <token>`` (compared in constant time) or gets ``401``.  The token is never logged.
@@ -36,11 +36,11 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
+from txami.daemon.hub import EventHub, ReceivedEvent
+from txami.daemon.metrics import CONTENT_TYPE, Metrics
 from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
-from txami.hub import EventHub, ReceivedEvent
 from txami.jsonform import dumps, message_dict
 from txami.message import Headers, Message
-from txami.metrics import CONTENT_TYPE, Metrics
 from txami.protocol import abort_connection
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "make_site",
 ]
 
-_log = Logger(namespace="txami.web")
+_log = Logger(namespace="txami.daemon.web")
 
 #: Actions that would disturb the daemon's own session; refused with 403.
 RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge", "events", "filter"})

@@ -17,11 +17,11 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 from twisted.python.logfile import LogFile
 
-from txami.hub import EventHub, ReceivedEvent
+from txami.daemon.hub import EventHub, ReceivedEvent
 
 __all__ = ["DEFAULT_MAX_ROTATED_FILES", "DEFAULT_ROTATE_LENGTH", "EventLog"]
 
-_log = Logger(namespace="txami.eventlog")
+_log = Logger(namespace="txami.daemon.eventlog")
 
 #: Rotate the file once it reaches this many bytes.
 DEFAULT_ROTATE_LENGTH = 10_000_000

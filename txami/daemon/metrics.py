@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from txami.hub import ReceivedEvent
+from txami.daemon.hub import ReceivedEvent
 
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "OTHER", "OUTCOMES", "Metrics"]
 

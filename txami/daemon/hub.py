@@ -19,7 +19,7 @@ from txami.message import Message
 
 __all__ = ["EventHub", "ReceivedEvent", "Sink"]
 
-_log = Logger(namespace="txami.hub")
+_log = Logger(namespace="txami.daemon.hub")
 
 
 class ReceivedEvent:

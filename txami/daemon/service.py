@@ -11,29 +11,25 @@ and the listener closed, then the event log is closed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
-from txami.eventlog import EventLog
+from txami.daemon.eventlog import EventLog
+from txami.daemon.hub import EventHub
+from txami.daemon.metrics import Metrics
+from txami.daemon.web import EventStreamResource, make_resource, make_site
 from txami.factory import AMIFactory
-from txami.hub import EventHub
-from txami.metrics import Metrics
 from txami.protocol import AMIProtocol
-from txami.web import EventStreamResource, make_resource, make_site
 
-if TYPE_CHECKING:
-    from txami.tap import Options
+__all__ = ["AMIClientService", "BridgeService", "ConnectionState", "HTTPService"]
 
-__all__ = ["AMIClientService", "BridgeService", "ConnectionState", "HTTPService", "build_service"]
-
-_log = Logger(namespace="txami.service")
+_log = Logger(namespace="txami.daemon.service")
 
 
 class ConnectionState:
@@ -311,48 +307,3 @@ class BridgeService(MultiService):
             done.addCallback(stop_next, child)
         done.addErrback(lambda f: _log.failure("stopping the txami daemon", f))
         return done.addCallback(lambda _: None)
-
-
-def build_service(options: Options, reactor: Any, *, stdout: TextIO) -> BridgeService:
-    """The daemon described by parsed `txami.tap.Options`."""
-    if options["demo"]:
-        from txami.demo import DEMO_SECRET, DEMO_USERNAME, DemoPBXService
-
-        username, secret = DEMO_USERNAME, DEMO_SECRET
-    else:
-        username, secret = options["username"], options.secret
-    factory = AMIFactory(
-        username,
-        secret,
-        reactor=reactor,
-        auth=options["auth"],
-        events=options["events"],
-        filters=options["filters"],
-        retry_on_auth_failure=True,
-    )
-    bridge = BridgeService(factory, reactor)
-    port: int | Callable[[], int]
-    if options["demo"]:
-        demo = DemoPBXService(reactor)
-        bridge.demo = demo
-        demo.setServiceParent(bridge)  # type: ignore[no-untyped-call]
-        host, port, tls = "127.0.0.1", demo.port_number, None
-    else:
-        host, port, tls = options["host"], options["port"], options.tls_options
-    log_path = options["log-events"]
-    if log_path is not None:
-        if log_path == "-":
-            log = EventLog(bridge.hub, stream=stdout)
-        else:
-            log = EventLog(
-                bridge.hub,
-                path=log_path,
-                rotate_length=options["log-events-rotate"],
-                max_rotated_files=options["log-events-keep"],
-            )
-        bridge.add_event_log(log)
-    if options["http"] is not None:
-        endpoint = endpoints.serverFromString(reactor, options["http"])  # type: ignore[no-untyped-call]
-        bridge.add_http(endpoint, options.http_token)
-    bridge.add_client(AMIClientService(factory, reactor, host, port, tls))
-    return bridge

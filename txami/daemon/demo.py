@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEMO_SECRET", "DEMO_USERNAME", "DemoPBXService"]
 
-_log = Logger(namespace="txami.demo")
+_log = Logger(namespace="txami.daemon.demo")
 
 #: The fake server's built-in administrator (the capture server's ``admin`` user).
 DEMO_USERNAME = "admin"
