@@ -205,7 +205,7 @@ class ProblemTests(ConfigTestCase):
     def test_nul_refused(self) -> None:
         """A NUL byte anywhere refuses the file."""
         problems = self.problems("[pbx:x]\nusername = u\0\n")
-        self.assertEqual(problems, ["t.ini: the configuration holds a NUL byte"])
+        self.assertEqual(problems, ["t.ini: the file holds a NUL byte"])
 
     def test_message_is_every_problem(self) -> None:
         """str(ConfigError) is the problems, one per line."""

@@ -57,6 +57,9 @@ __all__ = [
     "check_event_mask",
     "load_config",
     "parse_config",
+    "parse_sections",
+    "raise_problems",
+    "read_file",
     "read_secret_file",
 ]
 
@@ -239,7 +242,26 @@ def _key_lines(text: str) -> dict[str, tuple[int, dict[str, int]]]:
     return found
 
 
-def _parse(path: str, text: str, problems: list[str]) -> list[Section]:
+def parse_sections(text: str, path: str, problems: list[str]) -> list[Section]:
+    """
+    The sections of INI ``text`` (``path`` names it in messages), for any
+    txami file of this syntax; what is wrong is added to ``problems`` as
+    ``FILE:LINE: message`` (a NUL byte, a section given twice, a line that
+    is not ``key = value``).  See `raise_problems`.
+    """
+    if "\0" in text:
+        problems.append(f"{path}: the file holds a NUL byte")
+        return []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        header = None if line[:1].isspace() else _SECTION_LINE.match(line)
+        if header is None:
+            continue
+        name = header.group("name").strip()
+        if name in seen:
+            first = seen[name]
+            problems.append(f"{path}:{number}: [{name}] appears twice (first at line {first})")
+        seen.setdefault(name, number)
     parser = configparser.RawConfigParser(
         dict_type=_MultiDict,  # type: ignore[arg-type]
         strict=False,
@@ -253,21 +275,22 @@ def _parse(path: str, text: str, problems: list[str]) -> list[Section]:
         problems.append(f"{path}:{error.lineno}: a key before any [section]")
         return []
     except configparser.ParsingError as error:
-        lines = text.splitlines()
+        text_lines = text.splitlines()
         for lineno, _ in error.errors:
-            problems.append(f"{path}:{lineno}: not a key = value line: {lines[lineno - 1]!r}")
+            line = text_lines[lineno - 1]
+            problems.append(f"{path}:{lineno}: not a key = value line: {line!r}")
         return []
     lines = _key_lines(text)
     sections = []
     for name in parser.sections():
-        header, keys = lines.get(name, (0, {}))
+        first_line, keys = lines.get(name, (0, {}))
         raw = parser[name]
         values = {
             key: tuple(part.strip("\n") for part in value.split(f"\n{_REPEAT}\n"))
             for key, value in raw.items()
             if value is not None
         }
-        sections.append(Section(name, path, header, values, keys))
+        sections.append(Section(name, path, first_line, values, keys))
     return sections
 
 
@@ -357,44 +380,40 @@ def _pbx(name: str, section: Section, problems: list[str]) -> PBXConfig | None:
     )
 
 
+def read_file(path: str, what: str = "configuration") -> str:
+    """The text of the file at ``path`` (``~`` expanded); `ConfigError` if unreadable."""
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as f:
+            return f.read()
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read the {what}: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: the {what} is not UTF-8 text"]) from None
+
+
+def raise_problems(problems: list[str]) -> None:
+    """Raise one `ConfigError` listing ``problems`` in file order, if there are any."""
+    if problems:
+        raise ConfigError(sorted(problems, key=_line_number))
+
+
 def load_config(path: str, *, known_sections: frozenset[str] | None = None) -> Config:
     """
     Read and check the file at ``path`` (``~`` expanded).  ``known_sections``
     names the other sections the caller accepts (the daemon: ``http``,
     ``redis``); `None` accepts any.  `ConfigError` lists every problem.
     """
-    shown = path
-    try:
-        with open(os.path.expanduser(path), encoding="utf-8") as f:
-            text = f.read()
-    except OSError as error:
-        raise ConfigError([f"{shown}: cannot read the configuration: {error.strerror}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{shown}: the configuration is not UTF-8 text"]) from None
-    return parse_config(text, shown, known_sections=known_sections)
+    return parse_config(read_file(path), path, known_sections=known_sections)
 
 
 def parse_config(
     text: str, path: str = "<config>", *, known_sections: frozenset[str] | None = None
 ) -> Config:
     """`load_config` for text already read; ``path`` names it in messages."""
-    if "\0" in text:
-        raise ConfigError([f"{path}: the configuration holds a NUL byte"])
     problems: list[str] = []
     pbxs: dict[str, PBXConfig] = {}
     others: dict[str, Section] = {}
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        header = None if line[:1].isspace() else _SECTION_LINE.match(line)
-        if header is None:
-            continue
-        name = header.group("name").strip()
-        if name in seen:
-            problems.append(
-                f"{path}:{number}: [{name}] appears twice (first at line {seen[name]})"
-            )
-        seen.setdefault(name, number)
-    for section in _parse(path, text, problems):
+    for section in parse_sections(text, path, problems):
         match = _PBX_SECTION.match(section.name)
         if match is not None:
             pbx = _pbx(match.group("name"), section, problems)
@@ -407,13 +426,11 @@ def parse_config(
             )
         elif known_sections is not None and section.name not in known_sections:
             known = ", ".join(["pbx:NAME", *sorted(known_sections)])
-            problems.append(
-                f"{section.where()}: unknown section [{section.name}] (known: {known})"
-            )
+            where = section.where()
+            problems.append(f"{where}: unknown section [{section.name}] (known: {known})")
         else:
             others[section.name] = section
-    if problems:
-        raise ConfigError(sorted(problems, key=_line_number))
+    raise_problems(problems)
     return Config(path, pbxs, others)
 
 
