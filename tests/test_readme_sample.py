@@ -43,7 +43,7 @@ class ReadmeShowsTasteTests(SynchronousTestCase):
     def test_readme_block_is_the_example(self) -> None:
         """The block after the taste marker equals examples/taste.py."""
         readme = (ROOT / "README.rst").read_text(encoding="utf-8")
-        self.assertIn(MARKER, readme.splitlines())
+        self.assertTrue(MARKER in readme.splitlines(), f"no {MARKER!r} line in README.rst")
         after_marker = readme[readme.index(MARKER) :]
         (_, code), *_ = python_blocks(after_marker)
         self.assertEqual(code + "\n", TASTE.read_text(encoding="utf-8"))
