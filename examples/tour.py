@@ -11,8 +11,8 @@ the project's transcripts, so adapt `DIALPLAN` to yours)::
 
     TXAMI_SECRET=... python examples/tour.py --host pbx.example.com --username admin
 
-README.rst's API guide quotes this file; the test suite runs it against the
-fake PBX.
+The guide docs/using.rst ("One call per action") shows this file; the test
+suite runs it against the fake PBX.
 """
 
 from __future__ import annotations

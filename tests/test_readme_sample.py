@@ -1,133 +1,95 @@
 """
-The sample test of "Testing your code with txami.testing" (README.rst), verbatim,
-so that the suite proves the documented example works; and a check that the document
-still shows exactly this code.
+The taste of the API in README.rst: the README shows examples/taste.py
+verbatim, and that program runs against txami's fake Asterisk on 127.0.0.1
+and prints what a reader would expect.
 """
 
-# --- the sample, as in the documentation -------------------------------------------------
-from twisted.internet import reactor
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
-from txami import ActionTimeout, AMIError, AMIProtocol, Message
-from txami.testing import FakeAsterisk, connected_pair, listen, response
+from tests.test_integration import _FakeServerCase, load_example, reactor
 
-
-def new_voicemails(ami: AMIProtocol, mailbox: str) -> Deferred[int]:
-    """The code under test: how many new messages wait in ``mailbox``."""
-    d = ami.mailbox_count(mailbox)
-    return d.addCallback(lambda answer: int(answer["NewMessages"]))
+ROOT = Path(__file__).parent.parent
+TASTE = ROOT / "examples" / "taste.py"
+MARKER = ".. txami-taste"
 
 
-class NewVoicemailsTests(SynchronousTestCase):
-    """Fast tests: the client and the fake server talk in memory, time is a Clock."""
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """Each ``.. code-block:: python`` of an rST text: (line number, dedented code)."""
+    lines = text.splitlines()
+    blocks = []
+    for number, line in enumerate(lines):
+        if line.strip() != ".. code-block:: python":
+            continue
+        body = []
+        for following in lines[number + 1 :]:
+            if following and not following.startswith("   "):
+                break
+            body.append(following)
+        code = "\n".join(body).strip("\n")
+        indent = min(len(x) - len(x.lstrip()) for x in code.splitlines() if x.strip())
+        blocks.append((number + 1, "\n".join(x[indent:] for x in code.splitlines())))
+    return blocks
 
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.fake = FakeAsterisk(self.clock)
-        self.fake.pbx.set_mailbox("1234@default", new=3, old=1)
-        self.ami, self.session, self.pump = connected_pair(self.fake, self.clock)
 
-    def test_counts_new_messages(self) -> None:
-        """new_voicemails() fires with the box's NewMessages."""
-        d = new_voicemails(self.ami, "1234@default")
-        self.pump.flush()
-        self.assertEqual(self.successResultOf(d), 3)
+class ReadmeShowsTasteTests(SynchronousTestCase):
+    """README.rst's only Python code is examples/taste.py, word for word."""
 
-    def test_permission_denied(self) -> None:
-        """A user without the 'call' write class gets Asterisk's refusal."""
-        self.fake.add_user("ops", "opssecret", read="all", write="system")
-        ami, _, pump = connected_pair(self.fake, self.clock, "ops", "opssecret")
-        d = new_voicemails(ami, "1234@default")
-        pump.flush()
-        self.assertEqual(self.failureResultOf(d, AMIError).value.message, "Permission denied")
+    def test_readme_block_is_the_example(self) -> None:
+        """The block after the taste marker equals examples/taste.py."""
+        readme = (ROOT / "README.rst").read_text(encoding="utf-8")
+        self.assertTrue(MARKER in readme.splitlines(), f"no {MARKER!r} line in README.rst")
+        after_marker = readme[readme.index(MARKER) :]
+        (_, code), *_ = python_blocks(after_marker)
+        self.assertEqual(code + "\n", TASTE.read_text(encoding="utf-8"))
 
-    def test_silent_server_times_out(self) -> None:
-        """A server that never answers fails the call after the client's 30 s timeout."""
-        self.fake.delay_action("MailboxCount", None)
-        d = new_voicemails(self.ami, "1234@default")
-        self.pump.flush()
-        self.clock.advance(30)
-        self.failureResultOf(d, ActionTimeout)
+    def test_no_other_python_in_readme(self) -> None:
+        """README.rst has one Python block, so every line of its code runs in a test."""
+        readme = (ROOT / "README.rst").read_text(encoding="utf-8")
+        self.assertEqual(len(python_blocks(readme)), 1)
 
-    def test_scripted_action_and_event(self) -> None:
-        """Script an action the fake lacks, and push an event to the client."""
-        self.fake.add_action("VoicemailRefresh", lambda session, action: response(action, "Ok"))
-        seen: list[Message] = []
-        self.ami.add_event_handler("MessageWaiting", seen.append)
-        d = self.ami.send_action("VoicemailRefresh", Mailbox="1234@default")
-        self.fake.emit_event("MessageWaiting", Mailbox="1234@default", Waiting="1", New="4")
-        self.pump.flush()
-        self.assertEqual(self.successResultOf(d)["Message"], "Ok")
-        self.assertEqual([event["New"] for event in seen], ["4"])
+    def test_readme_is_short(self) -> None:
+        """README.rst stays a front door: under 200 lines."""
+        readme = (ROOT / "README.rst").read_text(encoding="utf-8")
+        self.assertLess(len(readme.splitlines()), 200)
 
-    def test_a_call(self) -> None:
-        """A call to exten 1002 answers, waits one second in the dialplan and hangs up."""
-        hangups: list[Message] = []
-        self.ami.add_event_handler("Hangup", hangups.append)
-        d = self.ami.originate(
-            "PJSIP/100", exten="1002", context="txami-test", priority=1, async_=True
+
+class TasteRunsTests(_FakeServerCase):
+    """examples/taste.py against the fake PBX."""
+
+    async def test_taste(self) -> None:
+        """It logs in, prints the uptime, a Hangup and the channels, and logs off."""
+        self.fake.add_user("dashboard", "s3cret")
+        self.fake.pbx.create_channel(resource="100", state=6)
+
+        def uptime(args: list[str]) -> tuple[bool, list[str]]:
+            self.fake.emit_event("Hangup", Channel="PJSIP/200-00000007", Cause="16")
+            return True, ["System uptime: 3 hours, 5 minutes", "Last reload: 2 minutes"]
+
+        self.fake.pbx.cli["core show uptime"] = uptime
+        taste = load_example("taste")
+        printed: list[str] = []
+
+        def fake_print(*args: Any) -> None:
+            printed.append(" ".join(str(a) for a in args))
+
+        taste.print = fake_print  # the module's globals shadow the builtin
+        done: Deferred[None] = Deferred.fromCoroutine(
+            taste.main(reactor, "127.0.0.1", self.port_number)
         )
-        self.pump.flush()
-        self.assertEqual(self.successResultOf(d)["Reason"], "4")
-        self.clock.advance(1)
-        self.pump.flush()
-        self.assertEqual([event["Channel"] for event in hangups], ["PJSIP/100-00000000"])
-
-
-class OverTCPTests(TestCase):
-    """The same code against the fake server on a real port of 127.0.0.1."""
-
-    async def test_real_socket(self) -> None:
-        """new_voicemails() works over TCP; the test leaves no socket or timer behind."""
-        fake = FakeAsterisk(reactor)
-        self.addCleanup(fake.stop)
-        port = listen(fake, reactor)
-        self.addCleanup(port.stopListening)
-        ami = AMIProtocol(reactor)
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
-        await connectProtocol(endpoint, ami)
-        await ami.login("admin", "adminsecret")
-        self.assertEqual(await new_voicemails(ami, "1234"), 2)
-        await ami.logoff()
-        await ami.when_disconnected()
-
-
-# --- end of the sample ----------------------------------------------------------------------
-
-from pathlib import Path  # noqa: E402
-
-_ROOT = Path(__file__).parent.parent
-_MARKER = ".. txami-testing-sample"
-
-
-def _documented_sample() -> str | None:
-    """The code block that follows the sample marker in README.rst."""
-    lines = (_ROOT / "README.rst").read_text(encoding="utf-8").splitlines()
-    if _MARKER not in lines:
-        return None
-    start = lines.index(_MARKER)
-    while not lines[start].startswith(".. code-block:: python"):
-        start += 1
-    start += 2  # the directive and its blank line
-    block = []
-    for line in lines[start:]:
-        if line and not line.startswith("    "):
-            break
-        block.append(line[4:])
-    return "\n".join(block).strip("\n")
-
-
-class DocumentedSampleTests(SynchronousTestCase):
-    """The documentation shows exactly the sample this module runs."""
-
-    def test_documentation_shows_this_sample(self) -> None:
-        """The documented code block equals this module's sample, line for line."""
-        documented = _documented_sample()
-        self.assertIsNotNone(documented, f"no {_MARKER!r} block in README.rst")
-        text = Path(__file__).read_text(encoding="utf-8")
-        begin = text.index("\n", text.index("# --- the sample, as in the documentation")) + 1
-        end = text.index("# --- end of the sample")
-        self.assertEqual(documented, text[begin:end].strip("\n"))
+        await done
+        self.assertEqual(
+            printed,
+            [
+                "System uptime: 3 hours, 5 minutes",
+                "hangup: PJSIP/200-00000007",
+                "PJSIP/100-00000000 Up",
+            ],
+        )
+        received = [action.name for _, action in self.fake.actions_received]
+        self.assertEqual(received, ["Login", "Command", "Status", "Logoff"])

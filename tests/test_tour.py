@@ -1,13 +1,20 @@
 """
-examples/tour.py, the API guide's source: every typed helper, run over a real
-socket on 127.0.0.1 against txami's fake Asterisk.
+examples/tour.py, the source of "One call per action" in docs/using.rst:
+every typed helper, run over a real socket on 127.0.0.1 against txami's fake
+Asterisk; and the output that page shows is what the tour prints.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_integration import _FakeServerCase, load_example, reactor
+
+GUIDE = Path(__file__).parent.parent / "docs" / "using.rst"
+MARKER = ".. tour-output"
 
 #: What the tour prints against the fake PBX (its uptime line aside).
 EXPECTED = [
@@ -51,5 +58,32 @@ class TourTests(_FakeServerCase):
         await factory.when_ready()
         lines: list[str] = []
         await tour.tour(factory, say=lines.append)
-        self.assertEqual([re.sub(r"uptime: \d+ ", "uptime: <n> ", x) for x in lines], EXPECTED)
+        self.assertEqual(_normalized(lines), EXPECTED)
         self.assertEqual(self.fake.pbx.db["/tour/last_run"], "today")
+
+
+def _normalized(lines: list[str]) -> list[str]:
+    """The tour's lines, with the uptime (which varies) as ``<n>``."""
+    return [re.sub(r"uptime: \d+ ", "uptime: <n> ", line) for line in lines]
+
+
+def documented_output() -> list[str]:
+    """The lines of the ``text`` block that follows the tour-output marker in the guide."""
+    lines = GUIDE.read_text(encoding="utf-8").splitlines()
+    start = lines.index(MARKER)
+    while not lines[start].startswith(".. code-block:: text"):
+        start += 1
+    shown = []
+    for line in lines[start + 2 :]:
+        if line and not line.startswith("    "):
+            break
+        shown.append(line[4:])
+    return [line for line in shown if line]
+
+
+class DocumentedTourTests(SynchronousTestCase):
+    """docs/using.rst shows what the tour prints."""
+
+    def test_guide_shows_the_output(self) -> None:
+        """The guide's output block is the tour's output, line for line."""
+        self.assertEqual(_normalized(documented_output()), EXPECTED)
