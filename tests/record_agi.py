@@ -18,6 +18,7 @@ compare txami's output byte for byte.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -127,7 +128,9 @@ class AMI:
                 elif message.get("ActionID") in self.waiting:
                     self.waiting.pop(message["ActionID"]).set_result(message)
 
-    async def action(self, name: str, action_id: str | None = None, **headers: str) -> dict[str, str]:
+    async def action(
+        self, name: str, action_id: str | None = None, **headers: str
+    ) -> dict[str, str]:
         self.counter += 1
         action_id = action_id or f"rec-{self.counter:02d}"
         lines = [f"Action: {name}", f"ActionID: {action_id}"]
@@ -142,7 +145,9 @@ class AMI:
         self.writer.write(data)
         return await asyncio.wait_for(future, 10)
 
-    async def event(self, test: Callable[[dict[str, str]], bool], timeout: float = 10) -> dict[str, str]:
+    async def event(
+        self, test: Callable[[dict[str, str]], bool], timeout: float = 10
+    ) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         seen = 0
         while True:
@@ -157,10 +162,8 @@ class AMI:
             await asyncio.wait_for(self.changed.wait(), left)
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self.action("Logoff"), 5)
-        except Exception:
-            pass
         self.writer.close()
         self.task.cancel()
 
@@ -277,7 +280,7 @@ async def basic_script(agi: AGIConnection, ami: AMI, channel: str) -> None:
         "GET FULL VARIABLE ${TXAMI_AGI}/${EXTEN}",
         "GET VARIABLE CALLERID(num)",
         'STREAM FILE txami-no-such-file ""',
-        'STREAM FILE txami-no-such-file 12# 800',
+        "STREAM FILE txami-no-such-file 12# 800",
         "WAIT FOR DIGIT 100",
         "GET DATA txami-no-such-file 100 4",
         'SAY DIGITS 123 ""',
@@ -305,7 +308,7 @@ async def basic_script(agi: AGIConnection, ami: AMI, channel: str) -> None:
 async def hangup_script(agi: AGIConnection, ami: AMI, channel: str) -> None:
     """A command runs when the channel is hung up from AMI; then a dead channel."""
     await agi.command("ANSWER")
-    data = b'EXEC Wait 10\n'
+    data = b"EXEC Wait 10\n"
     agi.rec.put(data)
     agi.writer.write(data)
     await asyncio.sleep(0.5)
@@ -325,7 +328,7 @@ async def hangup_command_script(agi: AGIConnection, ami: AMI, channel: str) -> N
     await agi.command("ANSWER")
     await agi.command("HANGUP")
     await agi.reply()  # HANGUP
-    await agi.command("STREAM FILE txami-no-such-file \"\"")
+    await agi.command('STREAM FILE txami-no-such-file ""')
     agi.close()
 
 

@@ -94,7 +94,7 @@ class AsyncAGITests(SynchronousTestCase):
     def test_handler_end_breaks(self) -> None:
         """When the handler is done the session sends ASYNCAGI BREAK and ends on AsyncAGIEnd."""
         h = Harness()
-        fake, agi = h.channel()
+        _fake, agi = h.channel()
         h.handler.finish[0].callback(None)
         h.pump.flush()
         self.assertEqual(h.agi_actions(), ["ASYNCAGI BREAK"])
@@ -118,8 +118,8 @@ class AsyncAGITests(SynchronousTestCase):
     def test_two_channels(self) -> None:
         """Results reach the right session by CommandID, whatever the order."""
         h = Harness()
-        fake1, one = h.channel(channel="Local/1-1;2", variables={"V": "one"})
-        fake2, two = h.channel(channel="Local/2-1;2", variables={"V": "two"})
+        _fake1, one = h.channel(channel="Local/1-1;2", variables={"V": "one"})
+        _fake2, two = h.channel(channel="Local/2-1;2", variables={"V": "two"})
         d2 = two.get_variable("V")
         d1 = one.get_variable("V")
         h.pump.flush()
@@ -145,7 +145,7 @@ class AsyncAGITests(SynchronousTestCase):
     def test_channel_gone(self) -> None:
         """An AGI action refused as 'does not exist' ends the session with AGIHangup."""
         h = Harness()
-        fake, agi = h.channel(channel="Local/9-1;2")
+        _fake, agi = h.channel(channel="Local/9-1;2")
         del h.asyncagi.channels["Local/9-1;2"]  # gone without an AsyncAGIEnd seen
         first = agi.noop()
         second = agi.noop()
@@ -208,7 +208,7 @@ class AsyncAGITests(SynchronousTestCase):
     def test_stop(self) -> None:
         """stop takes no new channel and fires once the sessions in progress have ended."""
         h = Harness()
-        fake, agi = h.channel()
+        fake, _agi = h.channel()
         handlers = len(h.client.dispatcher)
         stopped = h.server.stop()
         self.assertNoResult(stopped)

@@ -116,7 +116,6 @@ class OptionsTests(SynchronousTestCase):
             "is not callable", self.refused("--handler", "tests.test_agi_plugin.not_callable")
         )
 
-
         def broken(name: str) -> Any:
             raise RuntimeError("the module raised on import")
 
@@ -131,9 +130,7 @@ class OptionsTests(SynchronousTestCase):
         h = ("--handler", "tests.test_agi_plugin.handler")
         self.assertIn("bad --port endpoint", self.refused(*h, "--port", "nonsense:1"))
         for bad in ("0", "-1", "soon", "nan"):
-            self.assertIn(
-                "--environment-timeout", self.refused(*h, "--environment-timeout", bad)
-            )
+            self.assertIn("--environment-timeout", self.refused(*h, "--environment-timeout", bad))
 
     def test_make_service(self) -> None:
         """makeService listens on --port with a FastAGIFactory running the handler."""
@@ -198,7 +195,9 @@ class TwistdTests(TestCase):
             process.stderr.close()
 
         self.addCleanup(reap)
-        channel = FakeAGI(arguments=["Alice"], digits="7#", database={("txami-example", "calls"): "4"})
+        channel = FakeAGI(
+            arguments=["Alice"], digits="7#", database={("txami-example", "calls"): "4"}
+        )
         deadline = reactor.seconds() + 30
         while True:  # until the daemon listens (or the deadline)
             try:

@@ -7,6 +7,8 @@ read from the recorded captures of tests/data/agi-*.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import re
 
 from hypothesis import given
@@ -19,6 +21,17 @@ from txami.agi.results import outcome, parse_result, reply_code
 from txami.testing.agi import parse_args
 
 DATA = FilePath(__file__).sibling("data")
+MODULES = [
+    "txami.agi.asyncagi",
+    "txami.agi.commands",
+    "txami.agi.environment",
+    "txami.agi.errors",
+    "txami.agi.fastagi",
+    "txami.agi.handler",
+    "txami.agi.results",
+    "txami.agi.tap",
+    "txami.testing.agi",
+]
 
 
 def capture_lines(name: str) -> list[str]:
@@ -108,7 +121,9 @@ class ResultParsingTests(SynchronousTestCase):
     def test_result_properties(self) -> None:
         """value, failed, digit, endpos and timed_out read the result as documented."""
         r = parse_result("200 result=49 endpos=1600")
-        self.assertEqual((r.value, r.failed, r.digit, r.endpos, r.timed_out), (49, False, "1", 1600, False))
+        self.assertEqual(
+            (r.value, r.failed, r.digit, r.endpos, r.timed_out), (49, False, "1", 1600, False)
+        )
         r = parse_result("200 result=-1 endpos=0")
         self.assertEqual((r.value, r.failed, r.digit, r.endpos), (-1, True, None, 0))
         r = parse_result("200 result= (timeout)")
@@ -150,7 +165,8 @@ class OutcomeTests(SynchronousTestCase):
             ("TXAMI NO SUCH COMMAND", 510, "Invalid or unknown command", ""),
         )
         self.assertEqual(
-            str(error), "AGI command 'TXAMI NO SUCH COMMAND' failed: 510 Invalid or unknown command"
+            str(error),
+            "AGI command 'TXAMI NO SUCH COMMAND' failed: 510 Invalid or unknown command",
         )
 
     def test_520_block(self) -> None:
@@ -245,7 +261,7 @@ class ParseArgsTests(SynchronousTestCase):
         """Spaces and tabs split, quotes group and start words, backslash escapes."""
         self.assertEqual(parse_args('A  B\t"c d" ""'), ["A", "B", "c d", ""])
         self.assertEqual(parse_args('a"b c"d'), ["ab cd"])
-        self.assertEqual(parse_args("a\\ b \\\\ \\\""), ["a b", "\\", '"'])
+        self.assertEqual(parse_args('a\\ b \\\\ \\"'), ["a b", "\\", '"'])
         self.assertEqual(parse_args(""), [])
         self.assertEqual(parse_args("   "), [])
         self.assertEqual(parse_args('"'), [""])
@@ -306,4 +322,32 @@ class EnvironmentTests(SynchronousTestCase):
         )
         self.assertEqual(env.arguments, ("one", "two", "ten"))
         self.assertEqual((env.channel, env.priority), ("bare", None))
-        self.assertEqual(repr(env), "AGIEnvironment(channel='bare', request='', arguments=('one', 'two', 'ten'))")
+        self.assertEqual(
+            repr(env),
+            "AGIEnvironment(channel='bare', request='', arguments=('one', 'two', 'ten'))",
+        )
+
+
+class PublicNamesTests(SynchronousTestCase):
+    """txami.agi's exports and its modules' docstring examples."""
+
+    def test_exports(self) -> None:
+        """Every name of txami.agi.__all__ (and of each module's __all__) exists, listed once."""
+        import txami.agi
+
+        self.assertEqual(len(txami.agi.__all__), len(set(txami.agi.__all__)))
+        for name in txami.agi.__all__:
+            self.assertTrue(hasattr(txami.agi, name), name)
+        for module in MODULES:
+            imported = importlib.import_module(module)
+            for name in imported.__all__:
+                self.assertTrue(hasattr(imported, name), f"{module}.{name}")
+
+    def test_docstring_examples(self) -> None:
+        """The >>> examples in the modules' docstrings give what they show."""
+        attempted = 0
+        for module in MODULES:
+            result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+            self.assertEqual(result.failed, 0, module)
+            attempted += result.attempted
+        self.assertGreaterEqual(attempted, 5)
