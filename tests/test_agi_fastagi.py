@@ -413,6 +413,26 @@ class ConnectionTests(SynchronousTestCase):
         h.protocol.connectionLost(Failure(ConnectionDone()))
         self.failureResultOf(d, AGIConnectionLost)
 
+    def test_large_blocks_close(self) -> None:
+        """An environment or a 520 block over MAX_LENGTH bytes in all closes the connection."""
+        h = Harness()
+        h.protocol.MAX_LENGTH = 1000
+        h.protocol.dataReceived(b"agi_x: " + b"y" * 90 + b"\n")
+        self.assertFalse(h.transport.disconnecting)
+        h.protocol.dataReceived((b"agi_x: " + b"y" * 90 + b"\n") * 10)
+        self.assertTrue(h.transport.disconnecting)
+        self.assertIsNone(h.agi)
+        h = Harness()
+        agi = h.start()
+        h.protocol.MAX_LENGTH = 1000
+        d = agi.send_command("X")
+        h.reply("520-Invalid\n" + ("u" * 99 + "\n") * 9)
+        self.assertFalse(h.transport.disconnecting)
+        h.reply("u" * 99 + "\n")
+        self.assertTrue(h.transport.disconnecting)
+        h.protocol.connectionLost(Failure(ConnectionDone()))
+        self.failureResultOf(d, AGIConnectionLost)
+
     def test_not_connected(self) -> None:
         """A protocol never connected fails commands with NotConnected."""
         protocol = FastAGIProtocol(lambda agi: None)

@@ -15,9 +15,10 @@ up to its ``520 `` line.  ``HANGUP`` (sent by Asterisk when the channel hangs
 up, unless the dialplan set ``AGISIGHUP=no``) and a ``511`` reply end the
 session: the command in flight and every later one fail at once with
 `AGIHangup`, and whatever Asterisk still sends is ignored.  The connection
-closing fails them with `AGIConnectionLost`.  Lines longer than
-``MAX_LENGTH``, an environment of more than ``max_environment_lines`` lines or
-a usage block of more than ``max_reply_lines`` close the connection.
+closing fails them with `AGIConnectionLost`.  A line longer than
+``MAX_LENGTH``, an environment or a usage block of more than ``MAX_LENGTH``
+bytes in all, or of more than ``max_environment_lines`` / ``max_reply_lines``
+lines, closes the connection: memory stays bounded whatever the peer sends.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class FastAGIProtocol(AGICommands, LineReceiver):
     """
 
     delimiter = b"\n"
-    #: The longest line read (a variable's value comes back on one line).
+    #: The longest line read (a variable's value comes back on one line), and the
+    #: most bytes of the environment or of one reply block in all.
     MAX_LENGTH = 1024 * 1024
     #: The most environment lines read (Asterisk sends about 25, plus one per argument).
     max_environment_lines = 1024
@@ -95,6 +97,7 @@ class FastAGIProtocol(AGICommands, LineReceiver):
         self._queue: deque[_Command] = deque()
         self._current: _Command | None = None
         self._reply: list[str] | None = None
+        self._block_size = 0
         self._hangup_reason: str | None = None
         self._lost: Failure | None = None
         self._close_reason: Failure | None = None
@@ -167,11 +170,15 @@ class FastAGIProtocol(AGICommands, LineReceiver):
             _log.debug("ignoring {line!r} after the hangup", line=text[:200])
         elif self._reply is not None:
             self._reply.append(text)
+            self._block_size += len(line) + 1
             if text.startswith("520 "):
                 lines, self._reply = self._reply, None
                 self._complete(lines)
-            elif len(self._reply) > self.max_reply_lines:
-                self._protocol_error(f"a reply of more than {self.max_reply_lines} lines arrived")
+            elif len(self._reply) > self.max_reply_lines or self._block_size > self.MAX_LENGTH:
+                self._protocol_error(
+                    f"a reply of more than {self.max_reply_lines} lines "
+                    f"or {self.MAX_LENGTH} bytes arrived"
+                )
         elif text == "HANGUP":
             self._hang_up("HANGUP")
         elif reply_code(text) is None:
@@ -180,6 +187,7 @@ class FastAGIProtocol(AGICommands, LineReceiver):
             _log.warn("skipping a reply with no AGI command pending: {line!r}", line=text[:200])
         elif text.startswith("520-"):
             self._reply = [text]
+            self._block_size = len(line) + 1
         else:
             self._complete([text])
 
@@ -188,9 +196,11 @@ class FastAGIProtocol(AGICommands, LineReceiver):
         assert lines is not None
         if text:
             lines.append(text)
-            if len(lines) > self.max_environment_lines:
+            self._block_size += len(text) + 1
+            if len(lines) > self.max_environment_lines or self._block_size > self.MAX_LENGTH:
                 self._protocol_error(
-                    f"an AGI environment of more than {self.max_environment_lines} lines arrived"
+                    f"an AGI environment of more than {self.max_environment_lines} lines "
+                    f"or {self.MAX_LENGTH} bytes arrived"
                 )
             return
         self._env_lines = None
