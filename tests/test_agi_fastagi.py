@@ -113,14 +113,20 @@ class EnvironmentTests(SynchronousTestCase):
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
     def test_too_many_environment_lines(self) -> None:
-        """More than max_environment_lines lines close the connection before any handler."""
+        """More than max_environment_lines lines close the connection; nothing more is read."""
+        logs = LogCapture(self)
         h = Harness()
         h.protocol.max_environment_lines = 3
         h.protocol.dataReceived(b"agi_a: 1\nagi_b: 2\nagi_c: 3\n")
         self.assertFalse(h.transport.disconnecting)
-        h.protocol.dataReceived(b"agi_d: 4\n")
-        self.assertTrue(h.transport.disconnecting)
+        # As TCP's abortConnection, close later and leave `disconnecting` unset: the rest
+        # of the read still reaches lineReceived, which must ignore it.
+        aborted: list[bool] = []
+        h.transport.abortConnection = lambda: aborted.append(True)  # type: ignore[method-assign]
+        h.protocol.dataReceived(b"agi_d: 4\nagi_e: 5\n\n")
+        self.assertEqual(aborted, [True])
         self.assertIsNone(h.agi)
+        self.assertEqual(len([level for level, _ in logs.lines() if level == "error"]), 1)
 
 
 class CommandTests(SynchronousTestCase):

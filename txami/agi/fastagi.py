@@ -161,6 +161,8 @@ class FastAGIProtocol(AGICommands, LineReceiver):
         self._protocol_error(f"a line of more than {self.MAX_LENGTH} bytes arrived")
 
     def lineReceived(self, line: bytes) -> None:
+        if self._close_reason is not None or self._done:
+            return  # closing after a protocol error: read nothing more
         if line.endswith(b"\r"):
             line = line[:-1]
         text = line.decode("utf-8", "surrogateescape")
