@@ -89,10 +89,10 @@ class WheelTests(SynchronousTestCase):
             self.names = set(wheel.namelist())
 
     def test_plugin_included(self) -> None:
-        """twisted/plugins/txami_plugin.py is in the wheel, the only file under twisted/."""
+        """The two plugin files are in the wheel, the only files under twisted/."""
         self.assertEqual(
             {n for n in self.names if n.startswith("twisted/")},
-            {"twisted/plugins/txami_plugin.py"},
+            {"twisted/plugins/txami_plugin.py", "twisted/plugins/txami_agi_plugin.py"},
         )
 
     def test_no_init_or_cache(self) -> None:

@@ -103,5 +103,6 @@ class PluginTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(os.path.join(ROOT, "twisted", "__init__.py")))
         self.assertFalse(os.path.exists(os.path.join(PLUGINS, "__init__.py")))
         self.assertEqual(
-            sorted(n for n in os.listdir(PLUGINS) if n.endswith(".py")), ["txami_plugin.py"]
+            sorted(n for n in os.listdir(PLUGINS) if n.endswith(".py")),
+            ["txami_agi_plugin.py", "txami_plugin.py"],
         )

@@ -74,17 +74,25 @@ def _pairs_of(headers: Headers | None) -> list[tuple[str, str]]:
     return pairs
 
 
+def _forbidden_char(text: str) -> str | None:
+    """The first of CR, LF and NUL found in ``text`` (each ends a line on the wire), or `None`."""
+    for bad in _FORBIDDEN:
+        if bad in text:
+            return bad
+    return None
+
+
 def _check_safe(pairs: Iterable[tuple[str, str]]) -> None:
     """Refuse any header that would break out of its line on the wire."""
     for name, value in pairs:
         for part, what in ((name, "name"), (value, "value")):
-            for bad in _FORBIDDEN:
-                if bad in part:
-                    shown = "***" if name.lower() in REDACTED_HEADERS and what == "value" else part
-                    raise ValueError(
-                        f"AMI header {name!r} has a {what} containing {bad!r}, which would "
-                        f"inject a header or an action: {shown!r}"
-                    )
+            bad = _forbidden_char(part)
+            if bad is not None:
+                shown = "***" if name.lower() in REDACTED_HEADERS and what == "value" else part
+                raise ValueError(
+                    f"AMI header {name!r} has a {what} containing {bad!r}, which would "
+                    f"inject a header or an action: {shown!r}"
+                )
         if not name or ":" in name or name != name.strip():
             raise ValueError(f"{name!r} is not a valid AMI header name")
 

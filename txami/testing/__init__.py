@@ -12,9 +12,13 @@ a protocol::
     client, session, pump = connected_pair(fake, clock)
     d = client.ping()
     pump.flush()
+
+`FakeAGI` plays Asterisk's side of an AGI session, to test AGI handlers
+(`txami.testing.agi`).
 """
 
 from txami.testing.actions import response
+from txami.testing.agi import FakeAGI, FakeAsyncAGI
 from txami.testing.helpers import ChunkPump, connected_pair, listen, replay
 from txami.testing.pbx import PBX, Channel, IAXPeer, Mailbox, Queue, QueueMember
 from txami.testing.permissions import AMIUser
@@ -26,7 +30,9 @@ __all__ = [
     "ActionHandler",
     "Channel",
     "ChunkPump",
+    "FakeAGI",
     "FakeAsterisk",
+    "FakeAsyncAGI",
     "FakeSession",
     "IAXPeer",
     "Mailbox",
