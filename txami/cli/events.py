@@ -22,6 +22,7 @@ from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
@@ -36,6 +37,7 @@ from txami.message import Message
 
 __all__ = ["Options", "name_filter", "run"]
 
+_log = Logger(namespace="txami.cli.events")
 _SIMPLE = re.compile(r"[A-Za-z0-9_*?]+\Z")
 
 
@@ -168,6 +170,7 @@ async def run(context: Context) -> int:
     tail = _Tail(context, names, options["count"], bool(options["json"]))
     factory.add_event_handler("*", tail.event)
     factory.add_connection_listener(tail)
+    _log.info("printing the events of {where}", where=context.settings.where)
     with suppress(Interrupted):  # Ctrl-C is how a tail normally ends
         await context.wait(tail.finished)
     return 0

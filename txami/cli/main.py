@@ -82,16 +82,44 @@ def _start_logging(stderr: TextIO, debug: bool) -> None:
     globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)
 
 
-async def _run(reactor: Any, context: Context, body: Runner, stderr: TextIO) -> None:
+class _Signals:
+    """
+    Catches SIGINT and SIGTERM from the start of `main`, so that none is lost
+    (or raised as KeyboardInterrupt) before the command can hear it: they are
+    kept until `deliver_to` names who hears them.
+    """
+
+    def __init__(self) -> None:
+        self._caught: list[int] = []
+        self._target: Callable[[int], None] | None = None
+
+    def install(self) -> None:
+        """Catch SIGINT and SIGTERM from now on."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, number: int, frame: object) -> None:
+        if self._target is None:
+            self._caught.append(number)
+        else:
+            self._target(number)
+
+    def deliver_to(self, target: Callable[[int], None]) -> None:
+        """Call ``target(signal_number)`` for each signal caught so far and from now on."""
+        self._target = target
+        caught, self._caught = self._caught, []
+        for number in caught:
+            target(number)
+
+
+async def _run(
+    reactor: Any, context: Context, body: Runner, signals: _Signals, stderr: TextIO
+) -> None:
     """Run ``body``; turn how it ended into stderr and `SystemExit`."""
     debug = context.settings.debug
-
-    def on_signal(number: int, frame: object) -> None:
-        reactor.callFromThread(context.interrupt, number)
-
-    signal.signal(signal.SIGINT, on_signal)
-    # Twisted installs its own SIGTERM handler when the reactor starts: replace it then.
-    reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_signal)
+    signals.deliver_to(lambda number: reactor.callFromThread(context.interrupt, number))
+    # Twisted installs its own SIGTERM handler when the reactor starts: take it back then.
+    reactor.callWhenRunning(signals.install)
     code: int = ExitCode.OK
     try:
         code = await body(context)
@@ -125,6 +153,8 @@ async def _run(reactor: Any, context: Context, body: Runner, stderr: TextIO) -> 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run ``txami`` with ``argv`` (default: the process's arguments); never returns."""
     stderr = sys.stderr
+    signals = _Signals()
+    signals.install()
     try:
         options = TxamiOptions()
         try:
@@ -142,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
         _, body, _ = COMMANDS[options.subCommand]
         context = Context(reactor, settings, Output(sys.stdout.buffer), options.subOptions)
-        react(_run, (context, body, stderr))
+        react(_run, (context, body, signals, stderr))
     except KeyboardInterrupt:  # Ctrl-C before the handler was installed
         _fail(stderr, "interrupted")
         raise SystemExit(ExitCode.INTERRUPTED) from None

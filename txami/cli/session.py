@@ -129,13 +129,14 @@ def open_session(
             error = CLIError(ExitCode.TIMEOUT, message)
         else:
             error = CLIError(ExitCode.CONNECT, f"cannot connect to {where} within {timeout:g} s")
-        factory.stop()
         result.errback(error)
+        factory.stop()
 
     def ready(protocol: AMIProtocol) -> None:
         if result.called:
             return
-        deadline.cancel()
+        if deadline.active():
+            deadline.cancel()
         factory.timeout = timeout
         protocol.timeout = timeout
         factory.remove_connection_listener(progress)
@@ -144,7 +145,8 @@ def open_session(
     def failed(failure: Failure) -> None:
         if result.called:
             return
-        deadline.cancel()
+        if deadline.active():
+            deadline.cancel()
         factory.stop()
         if isinstance(failure.value, AuthenticationError):
             error = CLIError(ExitCode.CONNECT, f"{where}: {failure.value}", failure)
