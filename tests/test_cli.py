@@ -454,6 +454,21 @@ class ContextTests(SynchronousTestCase):
         failing.errback(ValueError("x"))
         self.failureResultOf(waited, ValueError)
 
+    def test_second_signal_aborts(self) -> None:
+        """A second signal drops the session's connection at once (a slow Logoff, say)."""
+        context = Context(MemoryReactorClock(), _settings(), Output(None), None)  # type: ignore[arg-type]
+        aborted: list[bool] = []
+
+        class Protocol:
+            def abort(self) -> None:
+                aborted.append(True)
+
+        context._protocol = Protocol()  # type: ignore[assignment]
+        context.interrupt(2)
+        self.assertEqual(aborted, [])
+        context.interrupt(2)
+        self.assertEqual(aborted, [True])
+
 
 class OpenSessionTests(SynchronousTestCase):
     """open_session's outcomes, on a memory reactor."""

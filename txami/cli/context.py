@@ -20,6 +20,7 @@ from txami.cli.options import Settings
 from txami.cli.output import Output
 from txami.cli.session import open_session
 from txami.factory import AMIFactory
+from txami.protocol import AMIProtocol
 
 __all__ = ["Context"]
 
@@ -37,6 +38,7 @@ class Context:
         self.options = options
         #: The session, once `connect` succeeded.
         self.factory: AMIFactory | None = None
+        self._protocol: AMIProtocol | None = None
         #: The signal that interrupted the command, if one did.
         self.interrupted_by: int | None = None
         self._on_interrupt: list[Callable[[int], None]] = []
@@ -48,6 +50,7 @@ class Context:
 
         def opened(factory: AMIFactory) -> AMIFactory:
             self.factory = factory
+            self._protocol = factory.protocol_instance
             return factory
 
         opening = open_session(self.reactor, self.settings, events=events, filters=filters)
@@ -55,7 +58,7 @@ class Context:
 
     def close(self) -> Deferred[None]:
         """Log off and close the session, if there is one; fires once it is gone."""
-        factory, self.factory = self.factory, None
+        factory = self.factory
         if factory is None:
             return succeed(None)
         return factory.stop()
@@ -65,10 +68,8 @@ class Context:
     def interrupt(self, signal_number: int) -> None:
         """A signal arrived: end every `wait` with `Interrupted`; a second one aborts at once."""
         if self.interrupted_by is not None:
-            factory = self.factory
-            protocol = factory.protocol_instance if factory is not None else None
-            if protocol is not None:
-                protocol.abort()
+            if self._protocol is not None:
+                self._protocol.abort()
             return
         self.interrupted_by = signal_number
         waiting, self._on_interrupt = self._on_interrupt, []
