@@ -24,7 +24,7 @@ from txami.protocol import AMIProtocol
 
 __all__ = ["Context"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class Context:
@@ -76,12 +76,12 @@ class Context:
         for callback in waiting:
             callback(signal_number)
 
-    def wait(self, waited: Deferred[T]) -> Deferred[T]:
+    def wait(self, waited: Deferred[_T]) -> Deferred[_T]:
         """
         ``waited``'s result; but if a signal arrives first, `Interrupted` (and
         ``waited`` is cancelled).
         """
-        result: Deferred[T] = Deferred()
+        result: Deferred[_T] = Deferred()
         if self.interrupted_by is not None:
             waited.cancel()
             waited.addErrback(lambda _: None)
@@ -93,7 +93,7 @@ class Context:
                 result.errback(Interrupted(signal_number))
                 waited.cancel()
 
-        def done(value: T | Failure) -> None:
+        def done(value: _T | Failure) -> None:
             if on_interrupt in self._on_interrupt:
                 self._on_interrupt.remove(on_interrupt)
             if not result.called:
