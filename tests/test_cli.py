@@ -259,10 +259,11 @@ class CommandOptionTests(OptionsTestCase):
         )
 
     def test_help_lists_every_command(self) -> None:
-        """The top-level usage names each command."""
+        """The top-level usage names each command; each command's usage starts with its own."""
         text = str(TxamiOptions({}))
-        for name in COMMANDS:
+        for name, (options, _, _) in COMMANDS.items():
             self.assertIn(name, text)
+            self.assertTrue(str(options()).startswith(f"Usage: txami {name} "), name)
         self.assertIn("3 cannot connect or log in, 4 timeout", " ".join(text.split()))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from twisted.python import usage
 
 from txami.cli.context import Context
@@ -21,7 +19,6 @@ class Options(CommandOptions):
         "print its output lines exactly as the CLI prints them.  Several words are joined "
         "with spaces.  Exit 1 if the CLI refuses the command (its complaint on stderr)."
     )
-    optFlags: ClassVar[list[list[str | None]]] = []
 
     def parseArgs(self, *words: str) -> None:
         """The command, as one argument or as words."""

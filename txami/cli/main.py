@@ -176,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:  # Ctrl-C before the handler was installed
         _fail(stderr, "interrupted")
         raise SystemExit(ExitCode.INTERRUPTED) from None
+    except BrokenPipeError:  # --help into "| head"
+        raise SystemExit(ExitCode.OK) from None
     finally:
         _quiet_stdout()
 

@@ -99,6 +99,14 @@ class CommandOptions(ConnectionOptions):
     arguments, as in ``txami action Ping --json`` (``--`` ends the options).
     """
 
+    #: The command's usage line, e.g. ``Usage: txami ping [options]``.
+    synopsis = "Usage: txami COMMAND [options]"
+
+    def getSynopsis(self) -> str:
+        """The command's own usage line (Twisted's would repeat the top level's)."""
+        synopsis: str = self.synopsis
+        return synopsis
+
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Move every option before the arguments, then parse as usual."""
         if options is None:  # pragma: no cover - txami always passes its arguments

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
 from txami.cli.context import Context
 from txami.cli.options import CommandOptions
@@ -16,7 +15,6 @@ class Options(CommandOptions):
 
     synopsis = "Usage: txami ping [options]"
     longdesc = "Log in, send a Ping, and print how long the Pong took (exit 0)."
-    optFlags: ClassVar[list[list[str | None]]] = []
 
 
 async def run(context: Context) -> int:
