@@ -254,14 +254,16 @@ class FakePBXProcessTests(TestCase):
 
     async def test_events_connection_lost(self) -> None:
         """The server drops the connection: exit 3 with one line saying so."""
-        child = self.start("events", *self.connection())
-        await self.wait_for_session(child)
+        child = self.start("events", "--debug", *self.connection())
+        # Logged at once when the tail is ready (its handler registered).
+        await child.errors(lambda err: b"printing the events of" in err)
         self.fake.drop_all()
         result = await child.when_ended()
         self.assertEqual(result.code, 3)
         self.assertRegex(
-            result.error, rf"\Atxami: the connection to {re.escape(self.where)} was lost: .+\n\Z"
+            result.error, rf"\ntxami: the connection to {re.escape(self.where)} was lost: .+\n"
         )
+        self.assertEqual(result.error.count("txami: "), 1)
 
     async def test_events_closed_pipe(self) -> None:
         """When the reader of stdout goes away (| head), the tail ends quietly with 0."""
