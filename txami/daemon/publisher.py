@@ -106,6 +106,10 @@ class StreamPublisher(Service):
         """Publish ``buffer``'s entries (to its PBX's stream)."""
         self.buffers[buffer.pbx] = buffer
         buffer.ready = self._ready
+        if self.state != "down" and buffer.epoch_base is None:
+            d = self.engine.newest(buffer.pbx)
+            d.addCallback(self._resolve, buffer, self._generation)
+            d.addErrback(lambda f: None)  # the connection failed: engine_ready checks again
         if buffer.unsent:
             self._ready(buffer)
 
