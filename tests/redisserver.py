@@ -128,9 +128,7 @@ class RedisClient:
 
     def __call__(self, *args: Any) -> Any:
         parts = [str(a).encode() if not isinstance(a, bytes) else a for a in args]
-        command = b"*%d\r\n" % len(parts) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(p), p) for p in parts
-        )
+        command = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
         self.sock.sendall(command)
         return self._reply()
 

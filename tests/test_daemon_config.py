@@ -80,7 +80,10 @@ class LoadTests(ConfigFileTestCase):
         self.assertEqual(
             redis,
             RedisConfig(
-                host="localhost", port=6379, source=f"{path}:7", consumer=redis.consumer if redis else ""
+                host="localhost",
+                port=6379,
+                source=f"{path}:7",
+                consumer=redis.consumer if redis else "",
             ),
         )
         assert redis is not None
@@ -184,7 +187,9 @@ class OptionsConfigTests(ConfigFileTestCase):
         self.assertEqual(list(bridge.sessions), ["east", "west"])
         self.assertEqual([type(s) for s in bridge], [PBXSession, PBXSession])
         bridge.startService()
-        self.assertEqual([c[:2] for c in reactor.tcpClients], [("127.0.0.1", 5001), ("127.0.0.1", 5002)])
+        self.assertEqual(
+            [c[:2] for c in reactor.tcpClients], [("127.0.0.1", 5001), ("127.0.0.1", 5002)]
+        )
         self.successResultOf(bridge.stopService())
 
     def test_problems_stop_twistd(self) -> None:
