@@ -286,7 +286,7 @@ class ActionConsumer(Service):
         d = self._run(pbx, request_id, name, request)
         d.addErrback(self._internal_error, pbx, name)
         d.addCallback(self._reply, pbx, key, entry_id, request_id, reply_to, name)
-        d.addErrback(lambda f: _log.failure("answering action request {id}", f, id=request_id))
+        d.addErrback(self._unanswered, pbx, request_id)
         d.addBoth(self._done, entry_id)
 
     def _run(
@@ -425,6 +425,17 @@ class ActionConsumer(Service):
         return d.addErrback(
             lambda f: _log.warn("could not acknowledge {id}: {why}", id=entry_id, why=f.value)
         )
+
+    def _unanswered(self, failure: Failure, pbx: str, request_id: str) -> None:
+        if isinstance(failure.value, (RedisError, ConnectionError)):
+            _log.warn(
+                "{pbx}: action request {id} left pending (read again later): {why}",
+                pbx=pbx,
+                id=request_id,
+                why=failure.getErrorMessage(),
+            )
+            return
+        _log.failure("{pbx}: answering action request {id}", failure, pbx=pbx, id=request_id)
 
     def _done(self, result: object, entry_id: str) -> None:
         self.active.discard(entry_id)
