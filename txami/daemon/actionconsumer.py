@@ -137,8 +137,8 @@ class ActionConsumer(Service):
         self._own_streams = set(self._keys) | {
             events_key(config.prefix, name) for name in self.sessions
         }
-        #: Stream entry ids of the requests running now.
-        self.active: set[str] = set()
+        #: ``(stream, entry id)`` of the requests running now.
+        self.active: set[tuple[str, str]] = set()
         self._generation = 0
         self._reading = False
         self._stalled = False
@@ -229,7 +229,7 @@ class ActionConsumer(Service):
                 # Reading this consumer's pending requests: page on, until none are left.
                 self._cursors[key] = entries[-1][0] if entries else ">"
             for entry_id, fields in entries:
-                if entry_id not in self.active:
+                if (key, entry_id) not in self.active:
                     self._handle(pbx, key, entry_id, fields)
         if reply is None:
             # A pending read for every key that returned nothing at all.
@@ -280,14 +280,14 @@ class ActionConsumer(Service):
             )
             self._ack(key, entry_id)
             return
-        self.active.add(entry_id)
+        self.active.add((key, entry_id))
         action = request.get("action")
         name = action if isinstance(action, str) else ""
         d = self._run(pbx, request_id, name, request)
         d.addErrback(self._internal_error, pbx, name)
         d.addCallback(self._reply, pbx, key, entry_id, request_id, reply_to, name)
         d.addErrback(self._unanswered, pbx, request_id)
-        d.addBoth(self._done, entry_id)
+        d.addBoth(self._done, (key, entry_id))
 
     def _run(
         self, pbx: str, request_id: str, name: str, request: Mapping[str, Any]
@@ -437,8 +437,8 @@ class ActionConsumer(Service):
             return
         _log.failure("{pbx}: answering action request {id}", failure, pbx=pbx, id=request_id)
 
-    def _done(self, result: object, entry_id: str) -> None:
-        self.active.discard(entry_id)
+    def _done(self, result: object, request: tuple[str, str]) -> None:
+        self.active.discard(request)
         if self._stalled and len(self.active) < self.max_active:
             self._stalled = False
             self._read(self._generation)
