@@ -7,7 +7,8 @@ The publisher owns what every engine needs the same way:
 
 - a window: at most ``window`` entries sent and not yet acknowledged, taken
   from the PBXs' buffers in turn (one each round), so one busy PBX cannot
-  starve the others;
+  starve the others; it is refilled when half of it has been acknowledged,
+  so that entries travel in batches;
 - gaps: an entry that has dropped events in front of it is preceded by one
   ``TxamiGap`` marker saying how many;
 - reconnection: while the engine is down, entries wait in the buffers
@@ -91,6 +92,10 @@ class StreamPublisher(Service):
         self.engine = engine
         self.clock = clock
         self.window = window
+        # A new entry goes out at once if the window has room; but the backlog is
+        # sent on acknowledgements only once half the window is free, not one entry
+        # per answer: entries then go out (and their answers come back) in batches.
+        self._low_water = window // 2
         self.buffers: dict[str, PBXBuffer] = {}
         #: Entries sent and not yet acknowledged or failed.
         self.in_flight = 0
@@ -216,7 +221,7 @@ class StreamPublisher(Service):
         self.in_flight -= 1
         buffer.acknowledged(entry)
         buffer.metrics.event_published(self.clock.seconds() - entry.received)
-        if self.state == "up":
+        if self.state == "up" and self.in_flight <= self._low_water:
             self._pump()
 
     def _failed(self, failure: Failure, buffer: PBXBuffer, entry: Entry, gen: int) -> None:
