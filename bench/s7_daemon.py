@@ -51,7 +51,7 @@ def rss_bytes() -> int:
 def write_config(directory: str, args: argparse.Namespace) -> str:
     secret = os.path.join(directory, "secret")
     with open(secret, "w") as f:
-        f.write("bench\n")
+        f.write(args.secret + "\n")
     path = os.path.join(directory, "txami.ini")
     with open(path, "w") as f:
         for number in range(args.pbxs):
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=("throughput", "plateau"), default="throughput")
     p.add_argument("--port", type=int, required=True, help="the AMI server's port")
     p.add_argument("--username", default="s1")
+    p.add_argument("--secret", default="bench")
     p.add_argument("--redis", required=True, help="redis://127.0.0.1:PORT/0")
     p.add_argument("--pbxs", type=int, default=1)
     p.add_argument("--events", type=int, default=200_000, help="events per PBX")
