@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -383,6 +383,21 @@ class PublisherTests(SynchronousTestCase):
             self.engine.ack()
         self.assertEqual(self.stream(), [(1, seq, "Newchannel") for seq in range(1, 5)])
         self.assertEqual(self.east.events, 0)
+
+    def test_check_retried_when_refused(self) -> None:
+        """A stream check Redis refuses (still loading) is retried after retry_delay."""
+        engine = FakeEngine(connected=False)
+        publisher = StreamPublisher(engine, self.clock)
+        buffer = make_buffer()
+        publisher.add_buffer(buffer)
+        buffer.add(marker(0))
+        answers = [fail(EntryRejected("east", "LOADING")), succeed(None)]
+        engine.newest = lambda pbx: answers.pop(0)  # type: ignore[method-assign, assignment]
+        engine.back()
+        self.assertEqual((publisher.state, engine.pending), ("syncing", []))
+        self.clock.advance(publisher.retry_delay)
+        self.assertEqual(publisher.state, "up")
+        self.assertEqual([e.event for _, e, _, _ in engine.pending], [SESSION_START])
 
     def test_failure_before_engine_lost(self) -> None:
         """A failed send stops sending at once, even before the engine says it is lost."""

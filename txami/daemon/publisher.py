@@ -85,6 +85,8 @@ class StreamPublisher(Service):
 
     #: Seconds `stopService` waits for the buffers to drain before closing.
     drain_timeout = 5.0
+    #: Seconds before checking the streams again when a check after a reconnect failed.
+    retry_delay = 1.0
 
     def __init__(self, engine: IStreamEngine, clock: IReactorTime, window: int = 256) -> None:
         if window < 1:
@@ -154,12 +156,17 @@ class StreamPublisher(Service):
         if generation != self._generation or self.state != "syncing":
             return
         if not all(ok for ok, _ in results):
-            # The connection failed while checking: engine_lost comes (or came), and
-            # the next engine_ready checks again.
-            _log.info("could not check the streams after a reconnect; waiting to retry")
+            # Redis refused (still loading its data, say) or the connection failed:
+            # check again in a moment (a lost connection's engine_ready does too).
+            _log.info("could not check the streams after a reconnect; retrying")
+            self.clock.callLater(self.retry_delay, self._retry_sync, generation)
             return
         self.state = "up"
         self._pump()
+
+    def _retry_sync(self, generation: int) -> None:
+        if generation == self._generation and self.engine.connected:
+            self.engine_ready()
 
     def engine_lost(self) -> None:
         """Stop sending; what was in flight is in doubt until the engine is back."""

@@ -7,8 +7,9 @@ Uniqueid such as ``1700000000.42`` stays the text it was.  The connection is
 made by Twisted's `ClientService` on the daemon's reactor: it reconnects
 after any loss, waiting longer each time (up to ``max_delay``, with random
 jitter so that many daemons do not return at once).  ``AUTH`` (from the
-password file) and ``SELECT`` (the URL's database) run before the
-connection counts as ready; a refused password is logged (never the
+password file), ``SELECT`` (the URL's database) and a ``PING`` (refused
+while Redis is still loading its data) run before the connection counts as
+ready; a refused password is logged (never the
 password) and retried with the same backoff.
 
 A blocking command (``XREADGROUP ... BLOCK``) holds its connection until it
@@ -271,6 +272,8 @@ class RedisConnection(Service):
             d.addCallback(lambda _: protocol.execute_command("AUTH", self.config.password))
         if self.config.db:
             d.addCallback(lambda _: protocol.execute_command("SELECT", str(self.config.db)))
+        # A Redis that is still loading its data answers LOADING: not ready yet.
+        d.addCallback(lambda _: protocol.execute_command("PING"))
 
         def ready(_: object) -> None:
             self.protocol = protocol
