@@ -352,10 +352,33 @@ class PublisherTests(SynchronousTestCase):
         self.engine.back()
         for _ in range(10):
             self.engine.ack()
+        # One more is dropped to leave room while the backlog drains (see the next test).
+        self.assertEqual(self.east.metrics.dropped["buffer_full"], 16)
         self.assertEqual(
             self.stream(),
-            [(1, 15, GAP)] + [(1, seq, "Newchannel") for seq in range(16, 26)],
+            [(1, 16, GAP)] + [(1, seq, "Newchannel") for seq in range(17, 26)],
         )
+
+    def test_one_gap_while_the_backlog_drains(self) -> None:
+        """Events arriving while a full buffer drains make no second gap marker."""
+        buffer = make_buffer(max_events=20, pbx="west")
+        self.publisher.add_buffer(buffer)
+        self.engine.lose()
+        for seq in range(1, 41):
+            buffer.add(event(seq))
+        self.assertEqual(buffer.metrics.dropped["buffer_full"], 20)
+        self.engine.back()
+        # Before the marker went out, the buffer was brought 10 % below its bound.
+        self.assertEqual(buffer.metrics.dropped["buffer_full"], 22)
+        buffer.add(event(41))
+        for seq in range(42, 45):
+            self.engine.ack()
+            buffer.add(event(seq))
+        for _ in range(20):
+            self.engine.ack()
+        stream = self.stream("west")
+        self.assertEqual([(seq, name) for _, seq, name in stream if name == GAP], [(22, GAP)])
+        self.assertEqual([seq for _, seq, name in stream if name != GAP], list(range(23, 45)))
 
     def test_gap_marker_json(self) -> None:
         """The gap marker's JSON says how many events were dropped, and which."""
@@ -368,7 +391,7 @@ class PublisherTests(SynchronousTestCase):
         body = json.loads(gap.json)
         self.assertEqual(
             (body["pbx"], body["Event"], body["Dropped"], body["FirstSeq"], body["LastSeq"]),
-            ("east", GAP, 2, 1, 2),
+            ("east", GAP, 3, 1, 3),
         )
 
     def test_reconnect_without_loss_or_duplicates(self) -> None:

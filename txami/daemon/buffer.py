@@ -26,6 +26,9 @@ from txami.daemon.metrics import Metrics
 
 __all__ = ["BufferBudget", "PBXBuffer"]
 
+#: How far below its bounds a buffer is brought before a gap is reported.
+HEADROOM = 0.1
+
 #: A run of dropped events: ``[count, first seq, last seq, epoch]``.
 Gap = list[int]
 
@@ -145,6 +148,24 @@ class PBXBuffer:
         else:
             self.trailing_gap = _join(self.trailing_gap, run)
         return True
+
+    def make_headroom(self, fraction: float = HEADROOM) -> int:
+        """
+        Drop the oldest unsent events until the buffer is ``fraction`` below
+        its bounds; returns how many.  The publisher calls it just before it
+        reports a gap: while the backlog drains, new events would otherwise go
+        on pushing out the events right behind the gap marker, each run of them
+        needing a marker of its own.  Dropped here, they join the gap being
+        reported, so one marker says it all.
+        """
+        events_left = self.max_events * (1 - fraction)
+        bytes_left = self.max_bytes * (1 - fraction)
+        dropped = 0
+        while (self.events > events_left or self.bytes > bytes_left) and self.drop_oldest(
+            "buffer_full"
+        ):
+            dropped += 1
+        return dropped
 
     def _forget(self, entry: Entry) -> None:
         self.events -= 1

@@ -10,7 +10,10 @@ The publisher owns what every engine needs the same way:
   starve the others; it is refilled when half of it has been acknowledged,
   so that entries travel in batches;
 - gaps: an entry that has dropped events in front of it is preceded by one
-  ``TxamiGap`` marker saying how many;
+  ``TxamiGap`` marker saying how many; just before, the buffer is brought
+  10 % below its bounds (`PBXBuffer.make_headroom`), so that the events
+  arriving while the backlog drains do not cause a second gap right behind
+  the first;
 - reconnection: while the engine is down, entries wait in the buffers
   (bounded there); when it is back, each PBX's entries in doubt are checked
   against its stream's newest entry (`PBXBuffer.resolve`) before anything
@@ -192,6 +195,8 @@ class StreamPublisher(Service):
                 self._queued.discard(buffer.pbx)
                 continue
             head = buffer.unsent[0]
+            if head.gap is not None and buffer.make_headroom():
+                head = buffer.unsent[0]
             gap = head.gap
             if gap is not None:
                 head.gap = None
