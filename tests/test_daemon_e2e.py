@@ -227,11 +227,13 @@ class BridgeEndToEndTests(TestCase):
         code, body = yield self.call(b"POST", "/actions/Ping", b"{}")
         code, body = yield self.call(b"GET", "/metrics")
         text = body.decode()
-        self.assertIn('txami_events_total{event="Hangup"} 1\n', text)
-        self.assertIn('txami_actions_total{action="Ping",outcome="success"} 1\n', text)
-        self.assertIn("txami_connected 1\n", text)
-        self.assertIn("txami_logged_in 1\n", text)
-        self.assertIn("txami_reconnects_total 0\n", text)
+        self.assertIn('txami_events_total{pbx="default",event="Hangup"} 1\n', text)
+        self.assertIn(
+            'txami_actions_total{pbx="default",action="Ping",outcome="success"} 1\n', text
+        )
+        self.assertIn('txami_connected{pbx="default"} 1\n', text)
+        self.assertIn('txami_logged_in{pbx="default"} 1\n', text)
+        self.assertIn('txami_reconnects_total{pbx="default"} 0\n', text)
 
     @inlineCallbacks
     def test_stop_logs_off_and_never_reconnects(self) -> Any:
@@ -320,7 +322,8 @@ class TwistdDemoTests(SynchronousTestCase):
         deadline = time.monotonic() + 30
         line = _read_line(process.stdout, deadline, lambda text: text.startswith(b"{"))
         event = json.loads(line)
-        self.assertEqual(list(event)[:2], ["@timestamp", "Event"])
+        self.assertEqual(list(event)[:3], ["@timestamp", "pbx", "Event"])
+        self.assertEqual(event["pbx"], "default")
         process.send_signal(signal.SIGTERM)
         # twistd shuts down cleanly, then re-raises the signal that stopped it
         # (twisted.application.app._exitWithSignal), as a process killed by it.

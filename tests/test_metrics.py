@@ -20,11 +20,12 @@ class MetricsTests(SynchronousTestCase):
         """With nothing counted, only the HELP and TYPE lines of the three families render."""
         self.assertEqual(
             Metrics().render(),
-            "# HELP txami_events_total AMI events received, by event name.\n"
+            "# HELP txami_events_total AMI events received, by PBX and event name.\n"
             "# TYPE txami_events_total counter\n"
-            "# HELP txami_actions_total AMI actions run over HTTP, by action and outcome.\n"
+            "# HELP txami_actions_total AMI actions run over HTTP, by PBX, action and outcome.\n"
             "# TYPE txami_actions_total counter\n"
-            "# HELP txami_action_duration_seconds Time from sending an action to its outcome.\n"
+            "# HELP txami_action_duration_seconds Time from sending an HTTP action to its "
+            "outcome.\n"
             "# TYPE txami_action_duration_seconds histogram\n",
         )
 
@@ -37,7 +38,10 @@ class MetricsTests(SynchronousTestCase):
         lines = metrics.render().splitlines()
         self.assertEqual(
             lines[2:4],
-            ['txami_events_total{event="Hangup"} 1', 'txami_events_total{event="Newchannel"} 2'],
+            [
+                'txami_events_total{pbx="default",event="Hangup"} 1',
+                'txami_events_total{pbx="default",event="Newchannel"} 2',
+            ],
         )
 
     def test_actions_and_histogram(self) -> None:
@@ -46,14 +50,14 @@ class MetricsTests(SynchronousTestCase):
         metrics.action_finished("Ping", "success", 0.02)
         metrics.action_finished("Ping", "timeout", 40.0)
         text = metrics.render()
-        self.assertIn('txami_actions_total{action="Ping",outcome="success"} 1\n', text)
-        self.assertIn('txami_actions_total{action="Ping",outcome="timeout"} 1\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="0.01"} 0\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="0.025"} 1\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="30.0"} 1\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{action="Ping",le="+Inf"} 2\n', text)
-        self.assertIn('txami_action_duration_seconds_sum{action="Ping"} 40.02\n', text)
-        self.assertIn('txami_action_duration_seconds_count{action="Ping"} 2\n', text)
+        self.assertIn('txami_actions_total{pbx="default",action="Ping",outcome="success"} 1\n', text)
+        self.assertIn('txami_actions_total{pbx="default",action="Ping",outcome="timeout"} 1\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="0.01"} 0\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="0.025"} 1\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="30.0"} 1\n', text)
+        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="+Inf"} 2\n', text)
+        self.assertIn('txami_action_duration_seconds_sum{pbx="default",action="Ping"} 40.02\n', text)
+        self.assertIn('txami_action_duration_seconds_count{pbx="default",action="Ping"} 2\n', text)
         self.assertEqual(
             metrics.actions_by_outcome(), {("Ping", "success"): 1, ("Ping", "timeout"): 1}
         )
@@ -67,7 +71,7 @@ class MetricsTests(SynchronousTestCase):
         """Quotes, backslashes, newlines and undecodable bytes cannot break a label value."""
         metrics = Metrics()
         metrics.event_received(_event('a"b\\c\nd\udce9'))
-        self.assertIn('txami_events_total{event="a\\"b\\\\c\\nd\ufffd"} 1\n', metrics.render())
+        self.assertIn('txami_events_total{pbx="default",event="a\\"b\\\\c\\nd\ufffd"} 1\n', metrics.render())
         metrics.render().encode("utf-8")
 
     def test_label_values_are_bounded(self) -> None:
@@ -91,17 +95,18 @@ class MetricsTests(SynchronousTestCase):
         metrics.add_value("txami_uptime_seconds", "gauge", "Uptime.", lambda: 1.5)
         self.assertTrue(
             metrics.render().endswith(
-                "txami_connected 0\n"
+                'txami_connected{pbx="default"} 0\n'
                 + (
                     "# HELP txami_uptime_seconds Uptime.\n"
                     "# TYPE txami_uptime_seconds gauge\n"
-                    "txami_uptime_seconds 1.5\n"
+                    'txami_uptime_seconds{pbx="default"} 1.5\n'
                 )
             )
         )
         state["up"] = 1
         self.assertIn(
-            "# HELP txami_connected Up or not.\n# TYPE txami_connected gauge\ntxami_connected 1\n",
+            "# HELP txami_connected Up or not.\n# TYPE txami_connected gauge\n"
+            'txami_connected{pbx="default"} 1\n',
             metrics.render(),
         )
 

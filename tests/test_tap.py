@@ -16,7 +16,7 @@ from tests.certs import TLS_SKIP, make_pki
 import txami.daemon.options
 from txami.daemon.eventlog import EventLog
 from txami.daemon.options import build_service
-from txami.daemon.service import AMIClientService, BridgeService, HTTPService
+from txami.daemon.service import AMIClientService, BridgeService, HTTPService, PBXSession
 from txami.tap import Options, makeService
 
 
@@ -111,7 +111,10 @@ class ConnectionOptionTests(OptionsTestCase):
         """--events takes on, off or a comma list of classes, and nothing else."""
         for mask in ["on", "off", "call", "call,system,user"]:
             self.assertEqual(self.parse("-u", "a", "--events", mask)["events"], mask)
-        for mask in ["call, system", "call,", "", "on\r\nAction: Logoff"]:
+        self.refused(
+            "--events must be one line", "-u", "a", "--events", "on\r\nAction: Logoff"
+        )
+        for mask in ["call, system", "call,", ""]:
             self.refused(
                 f"--events must be on, off or classes such as call,system, not {mask!r}",
                 "-u",
@@ -156,7 +159,7 @@ class ConnectionOptionTests(OptionsTestCase):
             raise self.skipTest(TLS_SKIP)
         missing = os.path.join(self.dir, "missing.pem")
         self.refused(
-            f"cannot read --tls-ca {missing}: No such file or directory",
+            f"--tls-ca {missing} is not a file",
             "-u",
             "a",
             "--tls-ca",
@@ -454,7 +457,8 @@ class MakeServiceTests(OptionsTestCase):
         bridge = self.build(
             "-u", "admin", "-h", "pbx.example", "-p", "5040", "--filter", "Event: Hangup"
         )
-        self.assertEqual([type(s) for s in bridge], [AMIClientService])
+        self.assertEqual([type(s) for s in bridge], [PBXSession])
+        self.assertEqual([type(s) for s in bridge.only], [AMIClientService])
         factory = bridge.factory
         self.assertEqual(
             (factory.username, factory.auth, factory.login_events, factory.filters),
@@ -474,7 +478,7 @@ class MakeServiceTests(OptionsTestCase):
         bridge = self.build(
             "-u", "admin", "--log-events", path, "--http", "tcp:8088:interface=127.0.0.1"
         )
-        self.assertEqual([type(s) for s in bridge], [EventLog, HTTPService, AMIClientService])
+        self.assertEqual([type(s) for s in bridge], [EventLog, HTTPService, PBXSession])
         self.assertEqual(bridge.event_log.path if bridge.event_log else None, path)
         bridge.startService()
         [(port, _site, _, interface)] = self.reactor.tcpServers
@@ -520,7 +524,7 @@ class MakeServiceTests(OptionsTestCase):
             child.stopService = record  # type: ignore[method-assign]
         bridge.startService()
         self.successResultOf(bridge.stopService())
-        self.assertEqual(stopped, ["AMIClientService", "HTTPService", "EventLog"])
+        self.assertEqual(stopped, ["PBXSession", "HTTPService", "EventLog"])
         self.assertFalse(bridge.running)
 
     def test_health_before_connecting(self) -> None:
@@ -529,6 +533,7 @@ class MakeServiceTests(OptionsTestCase):
         self.assertEqual(
             bridge.health(),
             {
+                "pbx": "default",
                 "connected": False,
                 "logged_in": False,
                 "ami_version": None,
@@ -543,7 +548,7 @@ class MakeServiceTests(OptionsTestCase):
                 "last_error": None,
             },
         )
-        self.assertIn("txami_connected 0\n", bridge.metrics.render())
+        self.assertIn('txami_connected{pbx="default"} 0\n', bridge.metrics.render())
         bridge.startService()
         self.reactor.advance(2.5)
         self.assertEqual(bridge.health()["uptime"], 2.5)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -54,7 +54,9 @@ __all__ = [
     "ConfigError",
     "PBXConfig",
     "Section",
+    "SectionCheck",
     "check_event_mask",
+    "check_pbx",
     "load_config",
     "parse_config",
     "parse_sections",
@@ -397,17 +399,48 @@ def raise_problems(problems: list[str]) -> None:
         raise ConfigError(sorted(problems, key=_line_number))
 
 
-def load_config(path: str, *, known_sections: frozenset[str] | None = None) -> Config:
+def check_pbx(name: str, section: Section) -> PBXConfig:
+    """
+    The PBX that ``section`` describes under ``name``, checked as a
+    ``[pbx:NAME]`` section of a file is; `ConfigError` lists every problem.
+    The daemon builds its command-line PBX this way, so flags and file keys
+    follow one set of rules.
+    """
+    problems: list[str] = []
+    pbx = _pbx(name, section, problems)
+    if pbx is None:
+        raise ConfigError(problems)
+    return pbx
+
+
+#: Checks the other sections: returns their problems (``FILE:LINE: ...``), if any.
+SectionCheck = Callable[[Mapping[str, Section]], list[str]]
+
+
+def load_config(
+    path: str,
+    *,
+    known_sections: frozenset[str] | None = None,
+    check_sections: SectionCheck | None = None,
+) -> Config:
     """
     Read and check the file at ``path`` (``~`` expanded).  ``known_sections``
     names the other sections the caller accepts (the daemon: ``http``,
-    ``redis``); `None` accepts any.  `ConfigError` lists every problem.
+    ``redis``); `None` accepts any.  ``check_sections`` checks those other
+    sections (the daemon's own rules), so that their problems are reported
+    with the PBXs' ones.  `ConfigError` lists every problem.
     """
-    return parse_config(read_file(path), path, known_sections=known_sections)
+    return parse_config(
+        read_file(path), path, known_sections=known_sections, check_sections=check_sections
+    )
 
 
 def parse_config(
-    text: str, path: str = "<config>", *, known_sections: frozenset[str] | None = None
+    text: str,
+    path: str = "<config>",
+    *,
+    known_sections: frozenset[str] | None = None,
+    check_sections: SectionCheck | None = None,
 ) -> Config:
     """`load_config` for text already read; ``path`` names it in messages."""
     problems: list[str] = []
@@ -430,6 +463,8 @@ def parse_config(
             problems.append(f"{where}: unknown section [{section.name}] (known: {known})")
         else:
             others[section.name] = section
+    if check_sections is not None:
+        problems.extend(check_sections(others))
     raise_problems(problems)
     return Config(path, pbxs, others)
 

@@ -22,6 +22,7 @@ from typing import Any
 from txami.message import Message
 
 __all__ = [
+    "PBX_KEY",
     "TIMESTAMP_KEY",
     "dumps",
     "event_dict",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: The key that carries the receive time; a header of that very name moves to ``"_@timestamp"``.
 TIMESTAMP_KEY = "@timestamp"
+#: The key that names the PBX an event came from (the daemon's event lines).
+PBX_KEY = "pbx"
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -55,14 +58,24 @@ def format_timestamp(seconds: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
-def event_dict(event: Message, received: float) -> dict[str, Any]:
-    """The receive time under `TIMESTAMP_KEY`, then the headers of ``event``."""
+def event_dict(event: Message, received: float, pbx: str | None = None) -> dict[str, Any]:
+    """
+    The receive time under `TIMESTAMP_KEY`, then (if given) the name of the
+    PBX it came from under `PBX_KEY`, then the headers of ``event``.  A
+    header that has one of those names moves to ``"_" + name``.
+    """
     headers = message_dict(event)
     clash = headers.pop(TIMESTAMP_KEY, None)
     result: dict[str, Any] = {TIMESTAMP_KEY: format_timestamp(received)}
+    pbx_clash = None
+    if pbx is not None:
+        pbx_clash = headers.pop(PBX_KEY, None)
+        result[PBX_KEY] = pbx
     result.update(headers)
     if clash is not None:
         result["_" + TIMESTAMP_KEY] = clash
+    if pbx_clash is not None:
+        result["_" + PBX_KEY] = pbx_clash
     return result
 
 
@@ -71,6 +84,6 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
-def event_json(event: Message, received: float) -> str:
-    """One event as one line of JSON (without the newline)."""
-    return dumps(event_dict(event, received))
+def event_json(event: Message, received: float, pbx: str | None = None) -> str:
+    """One event as one line of JSON (without the newline); see `event_dict`."""
+    return dumps(event_dict(event, received, pbx))

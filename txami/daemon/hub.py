@@ -23,21 +23,25 @@ _log = Logger(namespace="txami.daemon.hub")
 
 
 class ReceivedEvent:
-    """An event with the time it arrived and (computed once, on demand) its JSON line."""
+    """
+    An event with the PBX it came from, the time it arrived and (computed
+    once, on demand) its JSON line.
+    """
 
-    __slots__ = ("_json", "event", "name", "received")
+    __slots__ = ("_json", "event", "name", "pbx", "received")
 
-    def __init__(self, event: Message, received: float) -> None:
+    def __init__(self, event: Message, received: float, pbx: str | None = None) -> None:
         self.event = event
         self.name: str = event.name or ""
         self.received = received
+        self.pbx = pbx
         self._json: str | None = None
 
     @property
     def json(self) -> str:
         """The event as one line of JSON (see `txami.jsonform`), without the newline."""
         if self._json is None:
-            self._json = event_json(self.event, self.received)
+            self._json = event_json(self.event, self.received, self.pbx)
         return self._json
 
 
@@ -46,10 +50,16 @@ Sink = Callable[[ReceivedEvent], object]
 
 
 class EventHub:
-    """Receives every event (as a factory event handler) and hands it to each sink."""
+    """
+    Receives every event (as a factory event handler) and hands it to each
+    sink.  ``pbx`` is the name of the PBX the events come from: it is in
+    every event's JSON line.  A hub can also be a sink of other hubs
+    (`deliver`), to merge the events of several PBXs.
+    """
 
-    def __init__(self, clock: IReactorTime) -> None:
+    def __init__(self, clock: IReactorTime, pbx: str | None = None) -> None:
         self._clock = clock
+        self.pbx = pbx
         self._sinks: list[Sink] = []
         #: Events received since the hub was made.
         self.events_received = 0
@@ -70,8 +80,11 @@ class EventHub:
 
     def __call__(self, event: Message) -> None:
         """Stamp ``event`` with the time now and give it to every sink."""
+        self.deliver(ReceivedEvent(event, self._clock.seconds(), self.pbx))
+
+    def deliver(self, received: ReceivedEvent) -> None:
+        """Give an already stamped event to every sink."""
         self.events_received += 1
-        received = ReceivedEvent(event, self._clock.seconds())
         for sink in tuple(self._sinks):
             try:
                 sink(received)

@@ -2,31 +2,55 @@
 ``twistd txami``: the command line (`Options`), and `makeService`, which
 builds the daemon's service tree from it.
 
-Every check that can fail is made while parsing, so a bad command line stops
-twistd at once with a one-line `usage.UsageError` instead of a daemon that
-starts and then misbehaves.  The AMI secret never comes from the command line
-(``ps`` shows arguments to every user): it is read from ``--secret-file`` or
-the ``TXAMI_SECRET`` environment variable.
+``--config FILE`` describes every PBX (``[pbx:NAME]``), the HTTP bridge
+(``[http]``) and Redis (``[redis]``): see `txami.daemon.config`.  Without it,
+the flags describe one PBX called ``default``, checked by the same rules as
+the file's keys.
+
+Every check that can fail is made while parsing, so a bad command line or
+file stops twistd at once with a `usage.UsageError` (a file's problems all
+at once, one per line) instead of a daemon that starts half-configured.  The
+AMI secret never comes from the command line (``ps`` shows arguments to
+every user): it is read from ``--secret-file`` or the ``TXAMI_SECRET``
+environment variable.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import sys
-from collections.abc import Callable
 from typing import Any, ClassVar, TextIO
 
 from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.python import usage
 
+from txami.config import (
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+    PBX_KEYS,
+    SECRET_ENV,
+    ConfigError,
+    PBXConfig,
+    Section,
+    check_event_mask,
+    check_pbx,
+    read_secret_file,
+)
+from txami.daemon.config import (
+    DaemonConfig,
+    HTTPConfig,
+    check_endpoint,
+    check_http_exposure,
+    load_daemon_config,
+    pbx_tls_options,
+)
 from txami.daemon.eventlog import EventLog
-from txami.daemon.service import AMIClientService, BridgeService
-from txami.factory import AMIFactory
+from txami.daemon.service import BridgeService
+from txami.daemon.session import PBXSession
 
 __all__ = [
+    "DEFAULT_PBX",
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
     "SECRET_ENV",
@@ -35,77 +59,38 @@ __all__ = [
     "makeService",
 ]
 
-#: The AMI port when ``--port`` is not given (Asterisk's default), and with ``--tls``.
-DEFAULT_PORT = 5038
-DEFAULT_TLS_PORT = 5039
-#: The environment variable read for the secret when ``--secret-file`` is not given.
-SECRET_ENV = "TXAMI_SECRET"
-
-_MASK = re.compile(r"[A-Za-z]+(,[A-Za-z]+)*\Z")
-_LOCAL_ENDPOINTS = frozenset({"unix"})
-_TCP_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl"})
+#: The name of the PBX the flags describe.
+DEFAULT_PBX = "default"
 # The options --demo replaces, and the flags that mark them as given.
 _DEMO_CONFLICTS = ("host", "port", "tls", "tls-ca", "username", "secret-file")
+# The options --config replaces.
+_CONFIG_CONFLICTS = (*_DEMO_CONFLICTS, "auth", "events", "http", "http-token-file", "demo")
+_FLAG_SOURCE = "the command line"
+_FLAG_KEYS = sorted(PBX_KEYS | {"http-token-file"}, key=len, reverse=True)
 
 
-def _read_text(path: str, what: str) -> str:
-    """The first line of file ``path``, without its line ending; UsageError if unusable."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(65537)
-    except OSError as error:
-        raise usage.UsageError(f"cannot read {what} {path}: {error.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise usage.UsageError(f"{what} {path} is not UTF-8 text") from None
-    lines = text.splitlines()
-    value = lines[0].strip() if lines else ""
-    if not value:
-        raise usage.UsageError(f"{what} {path} is empty")
-    if len(data) > 65536 or any(line.strip() for line in lines[1:]):
-        raise usage.UsageError(f"{what} {path} must hold one line")
-    return value
+def _flag_message(message: str) -> str:
+    """A problem of the file's rules said in terms of the flags (``--port must be ...``)."""
+    prefix = f"{_FLAG_SOURCE}:0: [pbx:{DEFAULT_PBX}] "
+    if message.startswith(prefix):
+        message = message[len(prefix) :]
+    if message.startswith("has no secret-file"):
+        return f"no AMI secret: give --secret-file PATH or set {SECRET_ENV}"
+    for key in _FLAG_KEYS:
+        if message.startswith(f"{key}: "):
+            inner = message[len(key) + 2 :]
+            if inner.startswith("cannot read "):
+                return f"cannot read --{key} {inner[len('cannot read ') :]}"
+            return f"--{key} {inner}"
+        if message.startswith(f"{key} "):
+            return f"--{message}"
+        if message.startswith(f"cannot read {key} "):
+            return f"cannot read --{message[len('cannot read ') :]}"
+    return message
 
 
-def _endpoint_kind(description: str) -> tuple[str, str | None]:
-    """
-    The type of a server endpoint string and, for TCP-like ones, its
-    ``interface`` (``""`` means every interface; `None` for other types).
-    """
-    parts = re.split(r"(?<!\\):", description)
-    kind = parts[0].lower()
-    if kind not in _TCP_ENDPOINTS:
-        return kind, None
-    interface = ""
-    for part in parts[1:]:
-        key, eq, value = part.partition("=")
-        if eq and key == "interface":
-            interface = value.replace("\\:", ":")
-    return kind, interface
-
-
-def _is_loopback(interface: str) -> bool:
-    if interface == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        return False
-
-
-def _tls_options(host: str, ca: str | None) -> Any:
-    """Client TLS options for ``host`` (trusting the CAs in PEM file ``ca``); UsageError if bad."""
-    try:
-        from txami.connect import tls_options
-
-        return tls_options(host, ca=ca)
-    except ImportError:  # pragma: no cover - pyOpenSSL is not installed
-        raise usage.UsageError("TLS needs pyOpenSSL: pip install 'txami[tls]'") from None
-    except OSError as error:
-        raise usage.UsageError(f"cannot read --tls-ca {ca}: {error.strerror}") from None
-    except Exception:
-        raise usage.UsageError(f"--tls-ca {ca} holds no valid PEM certificate") from None
+def _flag_problem(problems: list[str]) -> usage.UsageError:
+    return usage.UsageError("\n".join(_flag_message(problem) for problem in problems))
 
 
 class Options(usage.Options):
@@ -113,10 +98,12 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = (
-        "Keep one AMI session logged in (reconnecting after any drop) and bridge it: "
-        "events as JSON lines (--log-events) and, over HTTP (--http), a health check, "
-        "a Server-Sent Events stream, actions and Prometheus metrics.  The secret is "
-        f"read from --secret-file or the {SECRET_ENV} environment variable.  "
+        "Keep AMI sessions logged in (reconnecting after any drop) and bridge them: "
+        "events as JSON lines (--log-events), over HTTP (a health check, a Server-Sent "
+        "Events stream, actions and Prometheus metrics) and through Redis Streams.  "
+        "--config FILE describes every PBX ([pbx:NAME]), [http] and [redis]; without it, "
+        "the flags describe one PBX called 'default'.  The secret is read from "
+        f"--secret-file or the {SECRET_ENV} environment variable.  "
         "--demo runs against an embedded fake Asterisk with a little call traffic."
     )
 
@@ -125,6 +112,13 @@ class Options(usage.Options):
         ["demo", None, "Run an embedded fake Asterisk with demo call traffic and connect to it."],
     ]
     optParameters: ClassVar[list[list[str | None]]] = [
+        [
+            "config",
+            None,
+            None,
+            "The configuration file: [pbx:NAME] sections, [http], [redis] "
+            "(instead of the PBX and HTTP flags).",
+        ],
         ["host", "h", None, "The Asterisk host to connect to (default: localhost)."],
         [
             "port",
@@ -138,10 +132,15 @@ class Options(usage.Options):
         [
             "auth",
             None,
-            "plain",
-            "Login method: plain, or md5 (the secret never crosses the wire).",
+            None,
+            "Login method: plain (the default), or md5 (the secret never crosses the wire).",
         ],
-        ["events", None, "on", "Login event mask: on, off, or classes such as call,system."],
+        [
+            "events",
+            None,
+            None,
+            "Login event mask: on (the default), off, or classes: call,system.",
+        ],
         ["log-events", None, None, "Write every event as a JSON line to PATH (- for stdout)."],
         ["log-events-rotate", None, "10000000", "Rotate the event log file at this many bytes."],
         ["log-events-keep", None, "10", "How many rotated event log files to keep."],
@@ -163,6 +162,8 @@ class Options(usage.Options):
         self.http_token: str | None = None
         #: The client TLS options (with ``--tls``), made by `postOptions`.
         self.tls_options: Any = None
+        #: What the daemon runs, made by `postOptions` from the file or the flags.
+        self.daemon_config = DaemonConfig({})
 
     def opt_filter(self, value: str) -> None:
         """An AMI event filter, e.g. 'Event: Hangup' (repeatable; re-applied after each login)."""
@@ -178,52 +179,74 @@ class Options(usage.Options):
         )
 
     def postOptions(self) -> None:
-        """Check the options together; read the secret and token files."""
+        """Check the options together; read the file, or the secret and token files."""
+        if self["config"]:
+            given = [name for name in _CONFIG_CONFLICTS if self[name]]
+            if self["filters"]:
+                given.append("filter")
+            if given:
+                raise usage.UsageError(
+                    f"--config describes the PBXs and HTTP: --{given[0]} cannot be combined "
+                    "with it (put it in the file)"
+                )
+            self._check_log()
+            try:
+                self.daemon_config = load_daemon_config(self["config"])
+            except ConfigError as error:
+                raise usage.UsageError(str(error)) from None
+            if self.daemon_config.redis is not None:
+                from txami.daemon.redisconn import redis_available
+
+                why = redis_available()
+                if why is not None:
+                    raise usage.UsageError(f"{self.daemon_config.redis.source}: [redis] {why}")
+            return
         if self["demo"]:
             for name in _DEMO_CONFLICTS:
                 if self[name]:
                     raise usage.UsageError(
                         f"--demo runs its own server and cannot be combined with --{name}"
                     )
-        if self["auth"] not in ("plain", "md5"):
-            raise usage.UsageError(f"--auth must be plain or md5, not {self['auth']!r}")
-        if not _MASK.match(self["events"]):
-            raise usage.UsageError(
-                f"--events must be on, off or classes such as call,system, not {self['events']!r}"
-            )
+        pbx = self._check_pbx()
         self._check_log()
-        self._check_http()
-        if self["demo"]:
+        http = self._check_http()
+        if pbx is None:
             return
-        self["host"] = self["host"] or "localhost"
-        if self["tls-ca"]:
-            self["tls"] = True
-        self["port"] = self._port()
-        if not self["username"]:
-            raise usage.UsageError("--username is required (the AMI user from manager.conf)")
-        if self["secret-file"]:
-            self.secret = _read_text(self["secret-file"], "--secret-file")
-        else:
-            secret = os.environ.get(SECRET_ENV, "")
-            if not secret:
-                raise usage.UsageError(
-                    f"no AMI secret: give --secret-file PATH or set {SECRET_ENV}"
-                )
-            self.secret = secret
-        if self["tls"]:
-            self.tls_options = _tls_options(self["host"], self["tls-ca"])
-
-    def _port(self) -> int:
-        raw = self["port"]
-        if raw is None:
-            return DEFAULT_TLS_PORT if self["tls"] else DEFAULT_PORT
+        self["host"], self["port"], self["tls"] = pbx.host, pbx.port, pbx.tls
+        self.secret = pbx.secret
         try:
-            port = int(raw)
-        except ValueError:
-            port = 0
-        if not 1 <= port <= 65535:
-            raise usage.UsageError(f"--port must be a number from 1 to 65535, not {raw!r}")
-        return port
+            self.tls_options = pbx_tls_options(pbx)
+        except ValueError as error:
+            raise _flag_problem([str(error)]) from None
+        self.daemon_config = DaemonConfig({pbx.name: pbx}, {pbx.name: self.tls_options}, http)
+
+    def _check_pbx(self) -> PBXConfig | None:
+        """The PBX the flags describe, checked by the file's rules (None with --demo)."""
+        values: dict[str, tuple[str, ...]] = {}
+        for key in ("host", "port", "tls-ca", "username", "secret-file", "auth", "events"):
+            if self[key] is not None:
+                values[key] = (str(self[key]),)
+        if self["tls"]:
+            values["tls"] = ("yes",)
+        if self["filters"]:
+            values["filter"] = tuple(self["filters"])
+        if self["demo"]:
+            # The demo provides the server and the user: only the login's options apply.
+            auth, events = self["auth"] or "plain", self["events"] or "on"
+            if auth not in ("plain", "md5"):
+                raise usage.UsageError(f"--auth must be plain or md5, not {auth!r}")
+            why = check_event_mask(events)
+            if why is not None:
+                raise usage.UsageError(f"--{why}")
+            self["auth"], self["events"] = auth, events
+            return None
+        section = Section(f"pbx:{DEFAULT_PBX}", _FLAG_SOURCE, 0, values, {})
+        try:
+            pbx = check_pbx(DEFAULT_PBX, section)
+        except ConfigError as error:
+            raise _flag_problem(error.problems) from None
+        self["auth"], self["events"] = pbx.auth, pbx.events
+        return pbx
 
     def _positive(self, name: str) -> int:
         raw = self[name]
@@ -253,30 +276,28 @@ class Options(usage.Options):
         if not os.access(target, os.W_OK):
             raise usage.UsageError(f"cannot write --log-events {path}: permission denied")
 
-    def _check_http(self) -> None:
+    def _check_http(self) -> HTTPConfig | None:
+        """The HTTP bridge the flags describe, checked by the ``[http]`` section's rules."""
         description = self["http"]
         token_file = self["http-token-file"]
         if description is None:
             if token_file:
                 raise usage.UsageError("--http-token-file needs --http")
-            return
-        from twisted.internet.testing import MemoryReactor
-
-        try:
-            # Parsing only: nothing listens on this reactor.
-            endpoints.serverFromString(MemoryReactor(), description)  # type: ignore[no-untyped-call]
-        except Exception as error:
-            raise usage.UsageError(f"bad --http endpoint {description!r}: {error}") from None
+            return None
+        why = check_endpoint(description)
+        if why is not None:
+            raise usage.UsageError(why.replace("bad endpoint", "bad --http endpoint", 1))
         if token_file:
-            self.http_token = _read_text(token_file, "--http-token-file")
-            return
-        kind, interface = _endpoint_kind(description)
-        if kind in _LOCAL_ENDPOINTS or (interface is not None and _is_loopback(interface)):
-            return
-        raise usage.UsageError(
-            f"--http {description} listens beyond loopback: give --http-token-file, "
-            "or listen on interface=127.0.0.1"
-        )
+            try:
+                self.http_token = read_secret_file(token_file)
+            except ValueError as error:
+                raise _flag_problem([f"http-token-file: {error}"]) from None
+        if check_http_exposure(description, self.http_token is not None) is not None:
+            raise usage.UsageError(
+                f"--http {description} listens beyond loopback: give --http-token-file, "
+                "or listen on interface=127.0.0.1"
+            )
+        return HTTPConfig(description, self.http_token, _FLAG_SOURCE)
 
 
 def _stdout() -> TextIO:
@@ -300,30 +321,30 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
 def build_service(options: Options, reactor: Any, *, stdout: TextIO) -> BridgeService:
     """The daemon described by parsed `Options`."""
+    config = options.daemon_config
+    bridge = BridgeService(reactor)
     if options["demo"]:
         from txami.daemon.demo import DEMO_SECRET, DEMO_USERNAME, DemoPBXService
 
-        username, secret = DEMO_USERNAME, DEMO_SECRET
-    else:
-        username, secret = options["username"], options.secret
-    factory = AMIFactory(
-        username,
-        secret,
-        reactor=reactor,
-        auth=options["auth"],
-        events=options["events"],
-        filters=options["filters"],
-        retry_on_auth_failure=True,
-    )
-    bridge = BridgeService(factory, reactor)
-    port: int | Callable[[], int]
-    if options["demo"]:
         demo = DemoPBXService(reactor)
         bridge.demo = demo
-        demo.setServiceParent(bridge)  # type: ignore[no-untyped-call]
-        host, port, tls = "127.0.0.1", demo.port_number, None
+        bridge.add_service(demo)
+        pbx = PBXConfig(
+            DEFAULT_PBX,
+            DEMO_USERNAME,
+            DEMO_SECRET,
+            host="127.0.0.1",
+            auth=options["auth"],
+            events=options["events"],
+            filters=tuple(options["filters"]),
+        )
+        bridge.add_session(PBXSession(pbx, reactor, port=demo.port_number, uptime=bridge.uptime))
     else:
-        host, port, tls = options["host"], options["port"], options.tls_options
+        for name, pbx in config.pbxs.items():
+            session = PBXSession(
+                pbx, reactor, tls_options=config.tls.get(name), uptime=bridge.uptime
+            )
+            bridge.add_session(session)
     log_path = options["log-events"]
     if log_path is not None:
         if log_path == "-":
@@ -336,8 +357,12 @@ def build_service(options: Options, reactor: Any, *, stdout: TextIO) -> BridgeSe
                 max_rotated_files=options["log-events-keep"],
             )
         bridge.add_event_log(log)
-    if options["http"] is not None:
-        endpoint = endpoints.serverFromString(reactor, options["http"])  # type: ignore[no-untyped-call]
-        bridge.add_http(endpoint, options.http_token)
-    bridge.add_client(AMIClientService(factory, reactor, host, port, tls))
+    if config.redis is not None:
+        from txami.daemon.redisbridge import add_redis
+
+        add_redis(bridge, config.redis, reactor)
+    if config.http is not None:
+        endpoint = endpoints.serverFromString(reactor, config.http.listen)  # type: ignore[no-untyped-call]
+        bridge.add_http(endpoint, config.http.token)
+    bridge.add_sessions()
     return bridge

@@ -1,20 +1,23 @@
 """
-The daemon's services: one supervised AMI session and the sinks fed by it.
+The daemon's service tree: one `PBXSession` per PBX and the sinks they feed.
 
 `BridgeService` is a `MultiService` of (in start order) the demo PBX (with
-``--demo``), the JSON lines event log, the HTTP bridge and the AMI client.
-Stopping goes the other way: the AMI client logs off first (``Logoff``, then
-`AMIFactory.stop`, so nothing reconnects), then the HTTP streams are finished
-and the listener closed, then the event log is closed.
+``--demo``), the JSON lines event log, the Redis connections, the stream
+publisher and the action consumer (with ``[redis]``), the HTTP bridge and
+then every PBX's session.  Stopping goes the other way: every PBX logs off
+first (``Logoff``, then `AMIFactory.stop`, so nothing reconnects, and its
+session's end marker is buffered), the HTTP streams are finished and the
+listener closed, the publisher gets a few seconds to drain its buffers into
+Redis, the Redis connections close, and the event log is closed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,97 +25,34 @@ from twisted.web.server import Site
 
 from txami.daemon.eventlog import EventLog
 from txami.daemon.hub import EventHub
-from txami.daemon.metrics import Metrics
-from txami.daemon.web import EventStreamResource, make_resource, make_site
+from txami.daemon.metrics import MetricsRegistry
+from txami.daemon.routes import PBX_CHILDREN, make_daemon_resource
+from txami.daemon.session import AMIClientService, ConnectionState, PBXSession
+from txami.daemon.web import EventStreamResource, make_site
 from txami.factory import AMIFactory
-from txami.protocol import AMIProtocol
 
-__all__ = ["AMIClientService", "BridgeService", "ConnectionState", "HTTPService"]
+__all__ = ["AMIClientService", "BridgeService", "ConnectionState", "HTTPService", "PBXSession"]
 
 _log = Logger(namespace="txami.daemon.service")
-
-
-class ConnectionState:
-    """A connection listener that remembers whether a TCP connection is up, and since when."""
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self.up = False
-        self.since: float | None = None
-
-    def connected(self, protocol: AMIProtocol) -> None:
-        """The factory made a connection (not logged in yet)."""
-        self.up = True
-        self.since = self._clock.seconds()
-
-    def disconnected(self, reason: Failure) -> None:
-        """The connection ended."""
-        self.up = False
-        self.since = self._clock.seconds()
-
-
-class AMIClientService(Service):
-    """
-    Runs an `AMIFactory`: connects on start (TLS when ``tls_options`` is given)
-    and, on stop, `AMIFactory.stop` (Logoff, close, no reconnect), whose
-    Deferred twistd waits for.  ``port`` may be a callable, read at start (the
-    demo PBX knows its port only once it listens).
-    """
-
-    def __init__(
-        self,
-        factory: AMIFactory,
-        reactor: Any,
-        host: str,
-        port: int | Callable[[], int],
-        tls_options: Any = None,
-        connect_timeout: float = 30.0,
-    ) -> None:
-        self.factory = factory
-        self.reactor = reactor
-        self.host = host
-        self.port = port
-        self.tls_options = tls_options
-        self.connect_timeout = connect_timeout
-
-    def startService(self) -> None:
-        """Start connecting; the factory retries with backoff until it is stopped."""
-        super().startService()  # type: ignore[no-untyped-call]
-        port = self.port() if callable(self.port) else self.port
-        _log.info(
-            "connecting to AMI at {host}:{port}{tls} as {username!r}",
-            host=self.host,
-            port=port,
-            tls=" (TLS)" if self.tls_options is not None else "",
-            username=self.factory.username,
-        )
-        if self.tls_options is None:
-            self.reactor.connectTCP(self.host, port, self.factory, timeout=self.connect_timeout)
-        else:
-            self.reactor.connectSSL(
-                self.host, port, self.factory, self.tls_options, timeout=self.connect_timeout
-            )
-
-    def stopService(self) -> Deferred[None]:
-        """Log off and close for good; fires once the connection is gone."""
-        super().stopService()  # type: ignore[no-untyped-call]
-        return self.factory.stop()
 
 
 class HTTPService(Service):
     """
     Serves ``site`` on ``endpoint``, listening in `privilegedStartService` (so
     twistd can bind a low port before dropping privileges).  A listen that
-    fails raises there, and twistd does not start.  ``events`` streams are
-    finished on stop.
+    fails raises there, and twistd does not start.  The event streams of
+    ``streams`` are finished on stop.
     """
 
     def __init__(
-        self, endpoint: IStreamServerEndpoint, site: Site, events: EventStreamResource
+        self,
+        endpoint: IStreamServerEndpoint,
+        site: Site,
+        streams: Iterable[EventStreamResource],
     ) -> None:
         self.endpoint = endpoint
         self.site = site
-        self.events = events
+        self.streams = list(streams)
         #: The listening port, once listening.
         self.listening: IListeningPort | None = None
 
@@ -139,7 +79,8 @@ class HTTPService(Service):
     def stopService(self) -> Deferred[None]:
         """Finish every event stream and stop listening."""
         super().stopService()  # type: ignore[no-untyped-call]
-        self.events.close_all()
+        for events in self.streams:
+            events.close_all()
         port, self.listening = self.listening, None
         if port is None:
             return succeed(None)
@@ -154,66 +95,39 @@ class HTTPService(Service):
 
 class BridgeService(MultiService):
     """
-    The whole daemon: an `AMIFactory` kept logged in, an `EventHub` fed by it,
-    a `Metrics`, and whichever sinks were configured.  See the module doc for
-    the start and stop order.
+    The whole daemon: its `PBXSession` objects by name (file order), an
+    `EventHub` that merges their events (for the event log and ``/events``),
+    a `MetricsRegistry`, and whichever sinks were configured.  See the
+    module doc for the start and stop order.
     """
 
-    def __init__(self, factory: AMIFactory, clock: IReactorTime) -> None:
+    def __init__(self, clock: IReactorTime) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.factory = factory
         self.clock = clock
+        self.sessions: dict[str, PBXSession] = {}
         self.hub = EventHub(clock)
-        self.metrics = Metrics()
-        self.state = ConnectionState(clock)
+        self.metrics = MetricsRegistry()
         self.started: float | None = None
         self.event_log: EventLog | None = None
         self.http: HTTPService | None = None
-        self.client: AMIClientService | None = None
         self.demo: Service | None = None
-        factory.add_event_handler("*", self.hub)
-        factory.add_connection_listener(self.state)
-        self.hub.subscribe(self.metrics.event_received)
-        self._add_metric_values()
-
-    def _add_metric_values(self) -> None:
+        #: With ``[redis]``: the stream publisher, its connections, the action consumer.
+        self.publisher: Any = None
+        self.redis: list[Any] = []
+        self.actions: Any = None
         add = self.metrics.add_value
-        add(
-            "txami_connected",
-            "gauge",
-            "1 while a connection to the AMI server is open.",
-            lambda: 1 if self.state.up else 0,
-        )
-        add(
-            "txami_logged_in",
-            "gauge",
-            "1 while the AMI session is logged in.",
-            lambda: 1 if self.factory.protocol_instance is not None else 0,
-        )
-        add(
-            "txami_reconnects_total",
-            "counter",
-            "Connections made after the first one.",
-            self.reconnects,
-        )
-        add("txami_logins_total", "counter", "Successful AMI logins.", lambda: self.factory.logins)
-        add(
-            "txami_ami_actions_sent_total",
-            "counter",
-            "Actions sent on the AMI session (Login and keepalive Pings included).",
-            lambda: self.factory.actions_sent,
-        )
+        add("txami_uptime_seconds", "gauge", "Seconds since the daemon started.", self.uptime)
         add(
             "txami_event_stream_clients",
             "gauge",
-            "Open /events streams.",
-            lambda: len(self.http.events.streams) if self.http is not None else 0,
+            "Open /events streams (every PBX's).",
+            lambda: sum(len(e.streams) for e in self.http.streams) if self.http else 0,
         )
         add(
             "txami_event_stream_dropped_total",
             "counter",
             "/events clients dropped for reading too slowly.",
-            lambda: self.http.events.dropped if self.http is not None else 0,
+            lambda: sum(e.dropped for e in self.http.streams) if self.http else 0,
         )
         add(
             "txami_event_log_write_errors_total",
@@ -221,16 +135,33 @@ class BridgeService(MultiService):
             "Event log lines that could not be written.",
             lambda: self.event_log.write_errors if self.event_log is not None else 0,
         )
-        add(
-            "txami_uptime_seconds",
-            "gauge",
-            "Seconds since the daemon started.",
-            self.uptime,
-        )
 
-    def reconnects(self) -> int:
-        """How many connections were made after the first."""
-        return max(0, self.factory.connects - 1)
+    # --- the PBXs --------------------------------------------------------------------------
+
+    def add_session(self, session: PBXSession) -> None:
+        """Bridge ``session``'s PBX (its name must be new)."""
+        if session.pbx in self.sessions:
+            raise ValueError(f"two PBXs are called {session.pbx!r}")
+        self.sessions[session.pbx] = session
+        session.hub.subscribe(self.hub.deliver)
+        self.metrics.add(session.metrics)
+
+    @property
+    def only(self) -> PBXSession:
+        """The one PBX of a one-PBX daemon (`ValueError` with several)."""
+        if len(self.sessions) != 1:
+            raise ValueError(f"this daemon bridges {len(self.sessions)} PBXs, not one")
+        return next(iter(self.sessions.values()))
+
+    @property
+    def factory(self) -> AMIFactory:
+        """The `AMIFactory` of a one-PBX daemon."""
+        return self.only.factory
+
+    @property
+    def client(self) -> AMIClientService:
+        """The AMI client service of a one-PBX daemon."""
+        return self.only.client
 
     def uptime(self) -> float:
         """Seconds since the service started (0 before)."""
@@ -239,54 +170,60 @@ class BridgeService(MultiService):
         return round(self.clock.seconds() - self.started, 3)
 
     def health(self) -> dict[str, Any]:
-        """What ``GET /health`` reports."""
-        protocol = self.factory.protocol_instance
-        factory = self.factory
+        """
+        What ``GET /health`` reports: the PBX's health with one PBX; with
+        several, whether every one is logged in and each one's summary.
+        """
+        if len(self.sessions) == 1:
+            return self.only.health()
+        pbxs = {name: session.health() for name, session in self.sessions.items()}
         return {
-            "connected": self.state.up,
-            "logged_in": protocol is not None,
-            "ami_version": protocol.ami_version if protocol is not None else None,
-            "username": factory.username,
+            "logged_in": all(h["logged_in"] for h in pbxs.values()),
             "uptime": self.uptime(),
-            "reconnects": self.reconnects(),
-            "connects": factory.connects,
-            "logins": factory.logins,
-            "disconnects": factory.disconnects,
-            "events_received": factory.events_received,
-            "actions_sent": factory.actions_sent,
-            "last_error": (
-                factory.last_error.getErrorMessage() if factory.last_error is not None else None
-            ),
+            "pbxs": {
+                name: {key: h[key] for key in ("connected", "logged_in", "last_error")}
+                for name, h in pbxs.items()
+            },
         }
 
+    # --- sinks (add them before the sessions start) -----------------------------------------
+
     def add_event_log(self, log: EventLog) -> None:
-        """Write events to ``log`` (add before the client, so it opens first)."""
+        """Write every PBX's events to ``log``."""
         self.event_log = log
         log.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def add_http(
-        self, endpoint: IStreamServerEndpoint, token: str | None, **stream_options: Any
+        self,
+        endpoint: IStreamServerEndpoint,
+        token: str | None,
+        children: Any = PBX_CHILDREN,
+        **stream_options: Any,
     ) -> HTTPService:
         """Serve the HTTP bridge on ``endpoint`` (``token``: the bearer token, if any)."""
-        events = EventStreamResource(self.hub, self.clock, **stream_options)
-        resource = make_resource(
-            sender=self.factory,
+        resource, context = make_daemon_resource(
+            self.sessions,
             health=self.health,
             hub=self.hub,
             metrics=self.metrics,
             clock=self.clock,
             token=token,
-            events=events,
+            children=children,
+            **stream_options,
         )
         site = make_site(resource, self.clock)
-        self.http = HTTPService(endpoint, site, events)
+        self.http = HTTPService(endpoint, site, context.streams)
         self.http.setServiceParent(self)  # type: ignore[no-untyped-call]
         return self.http
 
-    def add_client(self, client: AMIClientService) -> None:
-        """Add the AMI client service (last, so it starts after every sink)."""
-        self.client = client
-        client.setServiceParent(self)  # type: ignore[no-untyped-call]
+    def add_service(self, service: Service) -> None:
+        """Run ``service`` too (started before the PBXs, stopped after them)."""
+        service.setServiceParent(self)  # type: ignore[no-untyped-call]
+
+    def add_sessions(self) -> None:
+        """Start the PBXs' sessions last, after every sink (call once, after adding them)."""
+        for session in self.sessions.values():
+            session.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         """Start every child, in the order they were added."""
@@ -294,16 +231,23 @@ class BridgeService(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
 
     def stopService(self) -> Deferred[None]:
-        """Stop every child in reverse order, each after the one before it has stopped."""
+        """
+        Stop the PBXs together (each logs off), then every other child in
+        reverse order, each after the one before it has stopped.
+        """
         self.running = 0
         children = list(self)
         children.reverse()
-        done: Deferred[None] = succeed(None)
+        sessions = [c for c in children if isinstance(c, PBXSession)]
+        others = [c for c in children if not isinstance(c, PBXSession)]
+        done: Deferred[Any] = DeferredList(
+            [maybeDeferred(s.stopService) for s in sessions], consumeErrors=True
+        )
 
         def stop_next(_: object, service: Any) -> Any:
             return service.stopService()
 
-        for child in children:
+        for child in others:
             done.addCallback(stop_next, child)
         done.addErrback(lambda f: _log.failure("stopping the txami daemon", f))
         return done.addCallback(lambda _: None)

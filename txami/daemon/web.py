@@ -50,6 +50,7 @@ __all__ = [
     "EventStreamResource",
     "make_resource",
     "make_site",
+    "parse_headers",
 ]
 
 _log = Logger(namespace="txami.daemon.web")
@@ -152,9 +153,10 @@ class _Unauthorized(_JSONResource):
 class _Root(_JSONResource):
     """The tree's root: checks the bearer token before any child is reached."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, endpoints: list[str] | None = None) -> None:
         super().__init__()
         self._token = token.encode("utf-8") if token is not None else None
+        self._endpoints = endpoints or ["/health", "/events", "/actions/{Action}", "/metrics"]
 
     def authorized(self, request: HTTPRequest) -> bool:
         """Whether ``request`` carries the token (always, if none is configured)."""
@@ -178,9 +180,7 @@ class _Root(_JSONResource):
     def render_GET(self, request: HTTPRequest) -> bytes:
         if not self.authorized(request):
             return _Unauthorized().render(request)
-        return _write_json(
-            request, 200, {"endpoints": ["/health", "/events", "/actions/{Action}", "/metrics"]}
-        )
+        return _write_json(request, 200, {"endpoints": self._endpoints})
 
 
 class HealthResource(_JSONResource):
@@ -197,12 +197,16 @@ class HealthResource(_JSONResource):
         return _write_json(request, 200 if state.get("logged_in") else 503, state)
 
 
+class _Renders(Protocol):
+    def render(self) -> str: ...
+
+
 class MetricsResource(_JSONResource):
-    """``GET /metrics``: the Prometheus text of a `Metrics`."""
+    """``GET /metrics``: the Prometheus text of a `Metrics` or `MetricsRegistry`."""
 
     isLeaf = True
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: _Renders) -> None:
         super().__init__()
         self._metrics = metrics
 
@@ -215,7 +219,7 @@ class MetricsResource(_JSONResource):
 # --- actions -----------------------------------------------------------------------------------
 
 
-def _parse_headers(body: bytes) -> dict[str, Any]:
+def parse_headers(body: bytes) -> dict[str, Any]:
     """The action headers in a request body; `ValueError` with a reason if malformed."""
     if not body.strip():
         return {}
@@ -276,7 +280,7 @@ class ActionResource(_JSONResource):
         if len(body) > MAX_BODY_SIZE:
             return _error(request, 413, "too_large", f"the body exceeds {MAX_BODY_SIZE} bytes")
         try:
-            headers = _parse_headers(body)
+            headers = parse_headers(body)
             timeout = _timeout_of(request)
             started = self._clock.seconds()
             d = self._sender.send_action(

@@ -1,0 +1,373 @@
+"""
+`RedisConnection`: one connection to Redis, kept up with jittered backoff.
+
+Built on txredisapi (the ``txami[redis]`` extra), used through its generic
+command call (``execute_command``) with number conversion off, so that a
+Uniqueid such as ``1700000000.42`` stays the text it was.  The connection is
+made by Twisted's `ClientService` on the daemon's reactor: it reconnects
+after any loss, waiting longer each time (up to ``max_delay``, with random
+jitter so that many daemons do not return at once).  ``AUTH`` (from the
+password file), ``SELECT`` (the URL's database) and a ``PING`` (refused
+while Redis is still loading its data) run before the connection counts as
+ready; a refused password is logged (never the
+password) and retried with the same backoff.
+
+A blocking command (``XREADGROUP ... BLOCK``) holds its connection until it
+returns, so the action consumer has a `RedisConnection` of its own.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txami.daemon.config import RedisConfig
+
+__all__ = ["RedisConnection", "RedisError", "RedisNotConnected", "redis_available"]
+
+_log = Logger(namespace="txami.daemon.redisconn")
+
+
+def redis_available() -> str | None:
+    """Why the Redis support cannot run here (txredisapi missing), or None if it can."""
+    try:
+        import txredisapi  # noqa: F401
+    except ImportError:
+        return "Redis needs txredisapi: pip install 'txami[redis]'"
+    return None
+
+
+class RedisNotConnected(ConnectionError):
+    """A command was given while the connection to Redis is down."""
+
+
+class RedisError(Exception):
+    """Redis answered a command with an error (``message`` is its text)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Incomplete(Exception):
+    """The buffer ends inside a reply."""
+
+
+def _parse_reply(buffer: bytes, position: int, error: Any) -> tuple[Any, int]:
+    """
+    One RESP2 reply of ``buffer`` from ``position``: ``(value, next position)``.
+    Bulk strings are text when they are UTF-8 (else bytes), never numbers;
+    an error reply is an ``error`` instance.  `_Incomplete` if it is not all there.
+    """
+    end = buffer.find(b"\r\n", position)
+    if end < 0:
+        raise _Incomplete()
+    kind = buffer[position : position + 1]
+    line = buffer[position + 1 : end]
+    position = end + 2
+    if kind == b"$":
+        size = int(line)
+        if size < 0:
+            return None, position
+        stop = position + size
+        if len(buffer) < stop + 2:
+            raise _Incomplete()
+        data = buffer[position:stop]
+        try:
+            return data.decode("utf-8"), stop + 2
+        except UnicodeDecodeError:
+            return data, stop + 2
+    if kind == b"*":
+        count = int(line)
+        if count < 0:
+            return None, position
+        items = []
+        for _ in range(count):
+            item, position = _parse_reply(buffer, position, error)
+            items.append(item)
+        return items, position
+    if kind == b"+":
+        return line.decode("utf-8", "replace"), position
+    if kind == b"-":
+        text = line.decode("utf-8", "replace")
+        return error(text[4:] if text.startswith("ERR ") else text), position
+    if kind == b":":
+        return int(line), position
+    raise ValueError(f"not a Redis reply: {buffer[position - 2 - len(line) :][:40]!r}")
+
+
+def _protocol_class() -> Any:
+    """
+    txredisapi's protocol with two changes, made on first use: commands are
+    encoded with one join, and replies are parsed here, all those of one read
+    at once.  txredisapi's own parser handles one bulk reply per reactor turn
+    (it pauses the transport and schedules the rest of the read for later), so
+    a pipeline of XADDs cost a turn and two ``epoll_ctl`` calls per entry.
+    """
+    global _PROTOCOL
+    if _PROTOCOL is None:
+        import txredisapi
+
+        class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
+            _unparsed = b""
+            #: Set on every read; the connection's watchdog clears it.
+            heard = False
+
+            def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
+                parts = []
+                for arg in args:
+                    if not isinstance(arg, bytes):
+                        if not isinstance(arg, str):
+                            return super()._build_command(*args, **kwargs)  # type: ignore[no-any-return]
+                        arg = arg.encode("utf-8")
+                    parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+                return b"*%d\r\n" % len(parts) + b"".join(parts)
+
+            def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+                self.heard = True
+                buffer = self._unparsed + data if self._unparsed else data
+                position = 0
+                error = txredisapi.ResponseError
+                try:
+                    while position < len(buffer):
+                        reply, position = _parse_reply(buffer, position, error)
+                        self.replyReceived(reply)
+                except _Incomplete:
+                    pass
+                except ValueError as problem:
+                    _log.error("Redis sent something unreadable: {why}", why=problem)
+                    self._unparsed = b""
+                    self.transport.abortConnection()
+                    return
+                self._unparsed = buffer[position:]
+
+        _PROTOCOL = _Protocol
+    return _PROTOCOL
+
+
+_PROTOCOL: Any = None
+
+
+class _RedisFactory(Factory):
+    """Builds txredisapi protocols with number conversion off, timed by the daemon's reactor."""
+
+    noisy = False
+
+    def __init__(self, owner: RedisConnection) -> None:
+        self.owner = owner
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        protocol: Any = _protocol_class()(
+            charset="utf-8",
+            replyTimeout=None,
+            convertNumbers=False,
+        )
+        protocol.factory = self
+        protocol.callLater = self.owner.reactor.callLater
+        return protocol  # type: ignore[no-any-return]
+
+    # txredisapi calls these on its factory when AUTH/SELECT fail inside
+    # connectionMade; txami never lets it run those itself (see _prepare).
+    def stopTrying(self) -> None:  # pragma: no cover
+        pass
+
+    def connectionError(self, why: str) -> None:  # pragma: no cover
+        pass
+
+
+class RedisConnection(Service):
+    """
+    One Redis connection (see the module doc).  ``listener`` objects get
+    ``redis_ready(connection)`` each time it is ready and ``redis_lost()``
+    each time it is lost.
+    """
+
+    #: Backoff between attempts: from ``initial_delay``, times ``factor``, at most ``max_delay``.
+    initial_delay = 0.5
+    factor = 2.0
+    max_delay = 30.0
+
+    def __init__(
+        self,
+        reactor: Any,
+        config: RedisConfig,
+        *,
+        name: str = "redis",
+        reply_timeout: float | None = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.name = name
+        self.reply_timeout = reply_timeout
+        self.connect_timeout = connect_timeout
+        self.protocol: Any = None
+        self.listeners: list[Any] = []
+        self._service: ClientService | None = None
+        self._watchdog: LoopingCall | None = None
+        self._random = random.Random()
+        #: Counters: connections made ready, and lost.
+        self.connects = 0
+        self.losses = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether commands can be sent now."""
+        return self.protocol is not None
+
+    def add_listener(self, listener: Any) -> None:
+        """Tell ``listener`` about readiness and losses."""
+        self.listeners.append(listener)
+
+    def _endpoint(self) -> Any:
+        config = self.config
+        endpoint: Any = endpoints.HostnameEndpoint(
+            self.reactor, config.host, config.port, timeout=self.connect_timeout
+        )
+        if config.tls:
+            endpoint = endpoints.wrapClientTLS(config.tls_options(), endpoint)
+        return endpoint
+
+    def startService(self) -> None:
+        """Start connecting (and reconnecting, until stopped)."""
+        super().startService()  # type: ignore[no-untyped-call]
+        policy = backoffPolicy(
+            initialDelay=self.initial_delay,
+            maxDelay=self.max_delay,
+            factor=self.factor,
+            jitter=lambda: self._random.uniform(0, self.initial_delay),
+        )
+        self._service = ClientService(
+            self._endpoint(),
+            _RedisFactory(self),
+            retryPolicy=policy,
+            clock=self.reactor,
+            prepareConnection=self._prepare,
+        )
+        if self.reply_timeout is not None:
+            self._watchdog = LoopingCall(self._watch)
+            self._watchdog.clock = self.reactor
+            self._watchdog.start(self.reply_timeout, now=False)
+        _log.info(
+            "connecting to Redis at {host}:{port} ({name})",
+            host=self.config.host,
+            port=self.config.port,
+            name=self.name,
+        )
+        self._service.startService()
+
+    def _prepare(self, protocol: Any) -> Deferred[None]:
+        """Run AUTH and SELECT, then announce the connection as ready."""
+        d: Deferred[Any] = succeed(None)
+        if self.config.password is not None:
+            d.addCallback(lambda _: protocol.execute_command("AUTH", self.config.password))
+        if self.config.db:
+            d.addCallback(lambda _: protocol.execute_command("SELECT", str(self.config.db)))
+        # A Redis that is still loading its data answers LOADING: not ready yet.
+        d.addCallback(lambda _: protocol.execute_command("PING"))
+
+        def ready(_: object) -> None:
+            self.protocol = protocol
+            self.connects += 1
+            _log.info("connected to Redis ({name})", name=self.name)
+            protocol.whenDisconnected().addCallback(lambda _: self._lost(protocol))
+            for listener in list(self.listeners):
+                try:
+                    listener.redis_ready(self)
+                except Exception:
+                    _log.failure("a Redis listener failed")
+
+        def refused(failure: Failure) -> Failure:
+            # Never the password: Redis's own answer says what was wrong.
+            _log.error(
+                "Redis ({name}) refused the connection's setup: {why}",
+                name=self.name,
+                why=failure.getErrorMessage(),
+            )
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+            return failure
+
+        return d.addCallbacks(ready, refused)
+
+    def _watch(self) -> None:
+        """
+        Every ``reply_timeout`` seconds: a connection with commands awaiting an
+        answer that has not been heard from since the last look is hung (a
+        paused or partitioned Redis): abort it, and the reconnection starts.
+        One timer for the connection rather than one per command.
+        """
+        protocol = self.protocol
+        if protocol is None:
+            return
+        if protocol.replyQueue.waiting and not protocol.heard:
+            _log.warn(
+                "Redis ({name}) has not answered for {seconds:g} s: reconnecting",
+                name=self.name,
+                seconds=self.reply_timeout,
+            )
+            protocol.transport.abortConnection()
+        protocol.heard = False
+
+    def _lost(self, protocol: Any) -> None:
+        if self.protocol is not protocol:
+            return
+        self.protocol = None
+        self.losses += 1
+        if self.running:
+            _log.warn("lost the connection to Redis ({name}); reconnecting", name=self.name)
+        for listener in list(self.listeners):
+            try:
+                listener.redis_lost()
+            except Exception:
+                _log.failure("a Redis listener failed")
+
+    def execute(self, *args: Any, blocking: bool = False) -> Deferred[Any]:
+        """
+        Run one command: fires with Redis's answer, or fails with `RedisError`
+        (an error reply), `RedisNotConnected`, or the connection's failure.
+        ``blocking`` commands (``XREADGROUP ... BLOCK``) must block for less
+        than ``reply_timeout``, which the connection's watchdog enforces.
+        """
+        protocol = self.protocol
+        if protocol is None:
+            return fail(RedisNotConnected(f"not connected to Redis ({self.name})"))
+        import txredisapi
+
+        try:
+            d: Deferred[Any] = protocol.execute_command(*args)
+        except txredisapi.ConnectionError as error:  # its transport has just closed
+            return fail(RedisNotConnected(str(error)))
+        except Exception as error:  # an argument it cannot encode
+            return fail(RedisError(f"cannot send {args[0]!r}: {error}"))
+        return d.addErrback(_translate)
+
+    def stopService(self) -> Deferred[None]:
+        """Close the connection and stop reconnecting."""
+        super().stopService()  # type: ignore[no-untyped-call]
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None and watchdog.running:
+            watchdog.stop()
+        service, self._service = self._service, None
+        if service is None:
+            return succeed(None)
+        result: Deferred[None] = service.stopService()
+        return result
+
+
+def _translate(failure: Failure) -> Failure:
+    import txredisapi
+
+    if isinstance(failure.value, txredisapi.ResponseError):
+        return Failure(RedisError(str(failure.value)))  # type: ignore[no-untyped-call]
+    return failure
