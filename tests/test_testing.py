@@ -185,6 +185,8 @@ class PermissionTests(Harness):
         self.assertEqual(
             names,
             [
+                "BridgeInfo",
+                "BridgeList",
                 "Challenge",
                 "Events",
                 "ListCommands",
@@ -773,8 +775,10 @@ class CallTests(Harness):
         )
 
     def test_queue_status_shows_callers(self) -> None:
-        """A call in the Queue application appears as a QueueEntry of its queue."""
+        """A call in the Queue application appears as a QueueEntry while no member is free."""
         client, _, pump, _ = self.connect()
+        for member in ("Local/1000@txami-test/n", "Local/1001@txami-test/n"):
+            self.fake.pbx.pause_member("support", member, True)
         d = client.originate("Local/600@txami-test", application="Wait", data="60")
         pump.flush()
         self.successResultOf(d)
