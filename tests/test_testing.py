@@ -396,6 +396,25 @@ class ScriptedActionTests(Harness):
         pump.flush()
         self.assertEqual(self.successResultOf(d)["Response"], "Success")
 
+    def test_deferred_holds_up_the_session(self) -> None:
+        """While a Deferred answer is pending, later actions wait and events are held."""
+        later: Deferred[Message] = Deferred()
+        self.fake.add_action("Slow", lambda s, a: later)
+        client, _, pump, events = self.connect()
+        del events[:]
+        slow = client.send_action("Slow")
+        ping = client.ping()
+        pump.flush()
+        self.fake.emit_event("UserEvent", UserEvent="Meanwhile")
+        pump.flush()
+        self.assertNoResult(ping)
+        self.assertEqual(events, [])
+        later.callback(Message([("Response", "Success"), ("ActionID", d_id(self.fake))]))
+        pump.flush()
+        self.assertEqual(self.successResultOf(slow)["Response"], "Success")
+        self.assertEqual(self.successResultOf(ping)["Ping"], "Pong")
+        self.assertEqual([e["UserEvent"] for e in events], ["Meanwhile"])
+
     def test_none_never_answers(self) -> None:
         """A handler returning None answers nothing: the client times out."""
         self.fake.add_action("Silent", lambda s, a: None)
@@ -773,6 +792,22 @@ class CallTests(Harness):
             (item["Channel"], item["Application"], item["Duration"]),
             ("PJSIP/100-00000000", "Echo", "00:01:05"),
         )
+
+    def test_sync_originate_holds_up_the_session(self) -> None:
+        """A ringing sync Originate answers first; a Ping sent after it waits, events follow."""
+        self.fake.pbx.ring_time = 3
+        client, _, pump, events = self.connect()
+        del events[:]
+        originate = client.originate("PJSIP/100", application="Wait", data="10")
+        ping = client.ping()
+        pump.flush()
+        self.assertNoResult(ping)
+        self.assertEqual(events, [])
+        self.clock.advance(3)
+        pump.flush()
+        self.successResultOf(originate)
+        self.assertEqual(self.successResultOf(ping)["Ping"], "Pong")
+        self.assertEqual([e.name for e in events][:3], ["Newchannel", "DialBegin", "Newstate"])
 
     def test_queue_status_shows_callers(self) -> None:
         """A call in the Queue application appears as a QueueEntry while no member is free."""
