@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from txami.testing.actions import bridges, channels, data, queues, session, states
 from txami.testing.actions.common import response
-from txami.testing.handler import Action, ActionEntry, Pairs
+from txami.testing.handler import Action, ActionEntry
 
-__all__ = ["BUILTIN", "Action", "ActionEntry", "Pairs", "response"]
+__all__ = ["Action", "ActionEntry", "response"]
 
 #: The built-in actions: lower-cased name -> entry.
 BUILTIN: dict[str, ActionEntry] = {

@@ -21,22 +21,20 @@ from __future__ import annotations
 
 from txami.testing.pbx.bridges import Bridge
 from txami.testing.pbx.capture import load_capture_defaults
-from txami.testing.pbx.channels import CAUSES, Channel, parse_caller_id
+from txami.testing.pbx.channels import Channel, parse_caller_id
 from txami.testing.pbx.confbridge import Conference
-from txami.testing.pbx.devices import DEVICE_STATES, EXTENSION_STATES
 from txami.testing.pbx.directory import IAXPeer, Mailbox
 from txami.testing.pbx.parking import ParkedCall, ParkingLot
 from txami.testing.pbx.queues import Queue, QueueMember
+from txami.testing.pbx.scenarios import DemoTraffic
 from txami.testing.pbx.system import PBX
 
 __all__ = [
-    "CAUSES",
-    "DEVICE_STATES",
-    "EXTENSION_STATES",
     "PBX",
     "Bridge",
     "Channel",
     "Conference",
+    "DemoTraffic",
     "IAXPeer",
     "Mailbox",
     "ParkedCall",

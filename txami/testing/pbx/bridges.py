@@ -18,56 +18,12 @@ in ``BridgeNumChannels`` but is not listed; see `Bridge.hidden`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from txami.testing.pbx.channels import Channel
+from txami.testing.pbx.channels import Bridge, Channel
 from txami.testing.pbx.core import EmitHook
 from txami.testing.pbx.devices import DevicesMixin
 from txami.testing.timers import Timers
 
 __all__ = ["Bridge", "BridgesMixin"]
-
-
-@dataclass(eq=False)
-class Bridge:
-    """One bridge: its identity, kind and members (in the order they joined)."""
-
-    uniqueid: str
-    type: str = "basic"
-    technology: str = "simple_bridge"
-    creator: str = ""
-    name: str = ""
-    video_source_mode: str = "none"
-    #: The members events name, in join order.
-    channels: list[Channel] = field(default_factory=list)
-    #: Names of the members no event names (ConfBridge's announcer).
-    hidden: list[str] = field(default_factory=list)
-    #: Whether the bridge ends when a member hangs up (Dial's and Queue's do).
-    dissolve_on_hangup: bool = True
-    #: Whether it is gone.
-    destroyed: bool = False
-
-    @property
-    def num_channels(self) -> int:
-        """``BridgeNumChannels``: members, hidden ones included."""
-        return len(self.channels) + len(self.hidden)
-
-    @property
-    def holding(self) -> bool:
-        """Whether this is a holding bridge (parking): no ``BRIDGEPEER``."""
-        return self.technology == "holding_bridge"
-
-    def headers(self, prefix: str = "Bridge") -> list[tuple[str, str]]:
-        """The bridge headers of bridge events (``BridgeUniqueid`` ... ``VideoSourceMode``)."""
-        return [
-            (f"{prefix}Uniqueid", self.uniqueid),
-            (f"{prefix}Type", self.type),
-            (f"{prefix}Technology", self.technology),
-            (f"{prefix}Creator", self.creator or "<unknown>"),
-            (f"{prefix}Name", self.name or "<unknown>"),
-            (f"{prefix}NumChannels", str(self.num_channels)),
-            (f"{prefix}VideoSourceMode", self.video_source_mode),
-        ]
 
 
 class BridgesMixin(DevicesMixin):

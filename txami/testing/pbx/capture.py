@@ -59,6 +59,7 @@ CAPTURE_DIALPLAN: dict[str, list[tuple[str, str]]] = {
 def load_capture_defaults(pbx: PBX) -> None:
     """Configure ``pbx`` like the real Asterisk of ``../shared/asterisk`` (see above)."""
     pbx.dialplan["txami-test"] = {exten: list(steps) for exten, steps in CAPTURE_DIALPLAN.items()}
+    pbx.default_context = "txami-test"
     pbx.dialplan.setdefault("txami-iax", {})
     pbx.includes["txami-iax"] = ["txami-test"]
     pbx.hints[("txami-test", "2000")] = "Custom:txami2000"

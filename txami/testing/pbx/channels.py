@@ -1,5 +1,6 @@
 """
-`Channel`: one channel of the fake PBX, and the snapshot Asterisk reports it by.
+`Channel`: one channel of the fake PBX, the snapshot Asterisk reports it by,
+and the `Bridge` that joins channels in a call (bridges.py moves them in and out).
 
 Asterisk does not describe a channel as it is, but as it was last
 *published*: each change (a state, a caller ID, a step of the dialplan) is
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CAUSES",
     "STATE_DESCRIPTIONS",
+    "Bridge",
     "Channel",
     "Snapshot",
     "parse_caller_id",
@@ -159,8 +161,8 @@ class Channel:
     cause: int = 0
     #: The queue it waits in, if any.
     queue: str | None = None
-    #: The bridge it is in, if any (a ``Bridge`` of `txami.testing.bridges`).
-    bridge: object | None = field(default=None, repr=False)
+    #: The bridge it is in, if any.
+    bridge: Bridge | None = field(default=None, repr=False)
     #: Whether it runs the dialplan (ending it raises ``SoftHangupRequest``).
     in_pbx: bool = False
     #: Whether it is on hold (``Hold`` raised, ``Unhold`` not yet).
@@ -225,3 +227,45 @@ class Channel:
     def snapshot(self, prefix: str = "") -> list[tuple[str, str]]:
         """The channel headers as last reported (``Channel`` ... ``Linkedid``)."""
         return (self.published or self.current()).headers(prefix)
+
+
+@dataclass(eq=False)
+class Bridge:
+    """One bridge: its identity, kind and members (in the order they joined)."""
+
+    uniqueid: str
+    type: str = "basic"
+    technology: str = "simple_bridge"
+    creator: str = ""
+    name: str = ""
+    video_source_mode: str = "none"
+    #: The members events name, in join order.
+    channels: list[Channel] = field(default_factory=list)
+    #: Names of the members no event names (ConfBridge's announcer).
+    hidden: list[str] = field(default_factory=list)
+    #: Whether the bridge ends when a member hangs up (Dial's and Queue's do).
+    dissolve_on_hangup: bool = True
+    #: Whether it is gone.
+    destroyed: bool = False
+
+    @property
+    def num_channels(self) -> int:
+        """``BridgeNumChannels``: members, hidden ones included."""
+        return len(self.channels) + len(self.hidden)
+
+    @property
+    def holding(self) -> bool:
+        """Whether this is a holding bridge (parking): no ``BRIDGEPEER``."""
+        return self.technology == "holding_bridge"
+
+    def headers(self, prefix: str = "Bridge") -> list[tuple[str, str]]:
+        """The bridge headers of bridge events (``BridgeUniqueid`` ... ``VideoSourceMode``)."""
+        return [
+            (f"{prefix}Uniqueid", self.uniqueid),
+            (f"{prefix}Type", self.type),
+            (f"{prefix}Technology", self.technology),
+            (f"{prefix}Creator", self.creator or "<unknown>"),
+            (f"{prefix}Name", self.name or "<unknown>"),
+            (f"{prefix}NumChannels", str(self.num_channels)),
+            (f"{prefix}VideoSourceMode", self.video_source_mode),
+        ]

@@ -3,7 +3,7 @@ The dialplan of the fake PBX (`DialplanMixin`): contexts, extensions and the
 applications a channel runs, one priority after the other.
 
 Each step sets the channel's place and application and publishes it, so
-``Newexten`` comes exactly when Asterisk raises it (see `txami.testing.core`).
+``Newexten`` comes exactly when Asterisk raises it (see `txami.testing.pbx.core`).
 Applications are simulated: ``Answer``, ``Wait``, ``Hangup``, ``Busy``,
 ``Congestion``, ``UserEvent``, ``Set``, ``Goto``, ``NoOp``/``Verbose``/``Log``/
 ``Playback``/``Progress``/``Ringing`` run at once; ``Echo`` and

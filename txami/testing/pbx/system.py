@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from txami.testing.pbx.core import EmitHook
 from txami.testing.pbx.directory import DirectoryMixin
-from txami.testing.pbx.transfers import TransfersMixin
+from txami.testing.pbx.scenarios import ScenariosMixin
 from txami.testing.timers import Timers
 
 __all__ = ["PBX"]
 
 
-class PBX(TransfersMixin, DirectoryMixin):
+class PBX(ScenariosMixin, DirectoryMixin):
     """
     The fake Asterisk's state and call simulation.
 
