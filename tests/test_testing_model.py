@@ -251,6 +251,25 @@ class StateModelTests(Model):
         self.clock.advance(5)
         self.assertEqual(self.pbx.extension_state("txami-test", "300")[1], 0)
 
+    def test_dial_state_when_an_endpoint_rings(self) -> None:
+        """Dial to a ringing endpoint raises DialState RINGING, then DialEnd ANSWER."""
+        self.pbx.dialplan["txami-test"]["300"] = [("Dial", "PJSIP/300,20"), ("Hangup", "")]
+        self.pbx.ring_time = 2
+        caller = self.pbx.incoming_call("300", caller_id="201")
+        self.clock.advance(2)
+        self.assertEqual(
+            [
+                (n, h["Channel"], h.get("DialStatus"))
+                for n, h in self.named("DialBegin", "DialState", "DialEnd")
+            ],
+            [
+                ("DialBegin", caller.name, None),
+                ("DialState", caller.name, "RINGING"),
+                ("DialEnd", caller.name, "ANSWER"),
+            ],
+        )
+        self.assertIsNotNone(caller.bridge)
+
     def test_hold_and_unhold(self) -> None:
         """hold()/unhold() raise Hold and Unhold once each."""
         channel = self.pbx.incoming_call("1000")

@@ -152,14 +152,14 @@ def _hangup(session: Session, action: Action) -> None:
             item(session, "ChannelHungup", [("Channel", channel.name), *id_pairs(action)])
         complete(session, action, "ChannelsHungupListComplete", len(matched))
         for channel in matched:
-            pbx.hangup(channel, cause, 16)
+            pbx.hangup(channel, cause)
         return
     found_channel = pbx.channel(name)
     if found_channel is None:
         error(session, action, "No such channel")
         return
     ack(session, action, "Channel Hungup")
-    pbx.hangup(found_channel, cause, 16)
+    pbx.hangup(found_channel, cause)
 
 
 def _redirect(session: Session, action: Action) -> None:

@@ -225,6 +225,11 @@ class CallsMixin(BridgesMixin):
             ringing(channel)
         self._dial_begin(dialing, channel)
         self.set_state(channel, 5)
+        if dialing.caller is not None:
+            caller = dialing.caller.snapshot()
+            self.emit(
+                "DialState", [*caller, *channel.snapshot("Dest"), ("DialStatus", "RINGING")]
+            )
         outcome = self.endpoint_outcomes.get(target, 4)
         ring = self.ring_time
         if outcome == 4 and timeout > 0 and ring > timeout:
@@ -422,11 +427,10 @@ class CallsMixin(BridgesMixin):
     # --- hangups -------------------------------------------------------------
 
     @operation
-    def hangup(self, channel: Channel, cause: int = 16, soft_cause: int | None = None) -> None:
+    def hangup(self, channel: Channel, cause: int = 16) -> None:
         """
-        Hang ``channel`` up (what the Hangup action does), and the other half
-        of a Local pair: see the module's docstring for the events.
-        ``soft_cause`` is accepted for compatibility and ignored.
+        Hang ``channel`` up with Q.850 ``cause`` (what the Hangup action does),
+        and the other half of a Local pair: see the module's docstring for the events.
         """
         if channel.hungup:
             return
