@@ -245,7 +245,7 @@ def _status_event(session: Session, action: Action, channel: Channel) -> Pairs:
         ("EffectiveConnectedLineNum", channel.connected_num or "<unknown>"),
         ("EffectiveConnectedLineName", channel.connected_name or "<unknown>"),
         ("TimeToHangup", "0"),
-        ("BridgeID", ""),
+        ("BridgeID", bridge_id(channel)),
         ("Application", channel.application),
         ("Data", channel.data),
         ("Nativeformats", formats),

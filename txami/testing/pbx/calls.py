@@ -121,6 +121,7 @@ class CallsMixin(BridgesMixin):
         self._announce(channel)
         return channel
 
+    @operation
     def set_state(self, channel: Channel, state: int) -> None:
         """Change a channel's state (``Newstate``); a Local ``;2`` answering answers ``;1``."""
         if channel.hungup or channel.state == state:
@@ -227,9 +228,7 @@ class CallsMixin(BridgesMixin):
         self.set_state(channel, 5)
         if dialing.caller is not None:
             caller = dialing.caller.snapshot()
-            self.emit(
-                "DialState", [*caller, *channel.snapshot("Dest"), ("DialStatus", "RINGING")]
-            )
+            self.emit("DialState", [*caller, *channel.snapshot("Dest"), ("DialStatus", "RINGING")])
         outcome = self.endpoint_outcomes.get(target, 4)
         ring = self.ring_time
         if outcome == 4 and timeout > 0 and ring > timeout:

@@ -3,8 +3,9 @@
 and the one place channel events are decided.
 
 The fake PBX is built in layers, one module per concept, each a subclass of
-the one below (`core` < `devices` < `bridges` < `calls` < `dialplan` < `queues`
-< `confbridge` < `parking` < `transfers` < `pbx`).  A lower layer tells the
+the one below (``core`` < ``devices`` < ``bridges`` < ``calls`` < ``dialplan`` <
+``queues`` < ``confbridge`` < ``parking`` < ``transfers`` < ``scenarios``;
+``system`` assembles them with ``directory`` into `PBX`).  A lower layer tells the
 upper ones what happened through hook methods (``_channel_destroyed``,
 ``_device_state_changed``, ``_left_bridge``, ...) that the upper layers
 extend, so no module imports one above it.
