@@ -270,6 +270,19 @@ class StateModelTests(Model):
         )
         self.assertIsNotNone(caller.bridge)
 
+    def test_rename(self) -> None:
+        """rename() raises Rename with the old and new names; later events use the new one."""
+        channel = self.pbx.incoming_call("1000", caller_id="201")
+        old = channel.name
+        self.pbx.rename(channel, "PJSIP/201-renamed")
+        self.pbx.hangup(channel)
+        [(_, rename)] = self.named("Rename")
+        self.assertEqual(
+            rename, {"Channel": old, "Newname": "PJSIP/201-renamed", "Uniqueid": channel.uniqueid}
+        )
+        [(_, hangup)] = self.named("Hangup")
+        self.assertEqual(hangup["Channel"], "PJSIP/201-renamed")
+
     def test_hold_and_unhold(self) -> None:
         """hold()/unhold() raise Hold and Unhold once each."""
         channel = self.pbx.incoming_call("1000")

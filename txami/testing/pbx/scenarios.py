@@ -10,6 +10,7 @@ the PBX busy:
   queue, ``1010`` bridges it to ``1000``, ``680`` joins the conference);
 * `ScenariosMixin.call`: what Originate does, a Local channel to an extension
   running an application on its near side;
+* `ScenariosMixin.rename`: a channel changes its name (``Rename``);
 * and, from the layers below, `hangup`, `redirect`, `blind_transfer`,
   `attended_transfer`, `park`, `hold`/`unhold`, `pause_member`,
   `add_member`/`remove_member`, `set_device_state`, `set_presence_state`,
@@ -165,6 +166,24 @@ class ScenariosMixin(TransfersMixin):
             variables=variables,
             timeout=timeout,
         )
+
+    @operation
+    def rename(self, channel: Channel, new_name: str) -> None:
+        """
+        Rename ``channel`` (``Rename``, as ``ast_change_name`` raises it: the
+        old name, ``Newname``, the Uniqueid); later events carry the new name.
+        Asterisk renames channels in masquerades (call pick-up, some transfers).
+        """
+        self.emit(
+            "Rename",
+            [("Channel", channel.name), ("Newname", new_name), ("Uniqueid", channel.uniqueid)],
+        )
+        self.channels.pop(channel.name, None)
+        channel.name = new_name
+        if not channel.hungup:
+            self.channels[new_name] = channel
+        if channel.published is not None:
+            channel.published = channel.published._replace(name=new_name)
 
     def start_demo(
         self,
