@@ -540,6 +540,19 @@ class FaultTests(Harness):
         pump.flush()
         self.assertEqual(self.successResultOf(d)["Ping"], "Pong")
 
+    def test_restart(self) -> None:
+        """restart() drops the clients and starts a fresh PBX: no calls, uptime 0."""
+        client, _, pump, _ = self.connect()
+        self.fake.pbx.incoming_call("1000")
+        self.clock.advance(30)
+        self.fake.restart()
+        pump.flush()
+        self.successResultOf(client.when_disconnected())
+        self.assertEqual((self.fake.pbx.channels, self.fake.pbx.uptime), ({}, 0))
+        client, _, pump, events = self.connect()
+        self.assertEqual(events[0]["Uptime"], "0")
+        self.assertEqual(self.fake.pbx.incoming_call("1000").name, "PJSIP/phone-00000000")
+
     def test_send_raw_split(self) -> None:
         """send_raw writes pieces cut at the offsets; the client gets them one by one."""
         client, _, pump, events = self.connect()

@@ -182,6 +182,18 @@ class TransferModelTests(Model):
         [(_, transfer)] = self.named("AttendedTransfer")
         self.assertEqual((transfer["DestType"], transfer["Result"]), ("Bridge", "Success"))
 
+    def test_transferer_hangs_up_before_the_target_answers(self) -> None:
+        """The transfer is off: the ringing target is cancelled, the transferee's call ends."""
+        self.pbx.dialplan["txami-test"]["5002"] = [("Wait", "100")]
+        caller, callee = self.bridged()
+        self.pbx.attended_transfer(caller, "5002")
+        target = self.pbx.channel("Local/5002@txami-test-00000002;1")
+        assert target is not None
+        self.pbx.hangup(caller)
+        self.assertTrue(target.hungup)
+        self.assertTrue(callee.hungup)
+        self.assertEqual((self.pbx.channels, self.pbx.bridges), ({}, {}))
+
     def test_blind_transfer_needs_a_bridge(self) -> None:
         """A channel in no two-party bridge cannot be blind-transferred."""
         channel = self.pbx.incoming_call("1000")

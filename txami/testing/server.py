@@ -593,6 +593,17 @@ class FakeAsterisk(ServerFactory):
         for session in list(self.sessions):
             session.abort()
 
+    def restart(self) -> None:
+        """
+        Restart Asterisk: every connection is dropped and every call is gone;
+        the PBX starts afresh as configured at the start (uptime 0, channel
+        numbers from 0, new Uniqueids), without events for what vanished.
+        """
+        self.pbx.stop()
+        self.drop_all()
+        self.pbx = PBX(self._timers, self._emit)
+        load_capture_defaults(self.pbx)
+
     def stall(self) -> None:
         """Stop reading and answering (and sending events) on every connection."""
         self.stalled = True

@@ -175,6 +175,16 @@ class TransfersMixin(ParkingMixin):
         if consultation is not None and bridge is consultation.second:
             self._complete_transfer(consultation)
             return
+        if consultation is not None:
+            # The transferer hangs up before the target answered: the transfer is off.
+            self._consultations.pop(channel.uniqueid, None)
+            target = consultation.target
+            if target is not None and not target.hungup:
+                self.cancel_dial(target)
+            for member in consultation.first.channels:
+                self.stop_music(member)
+            if not consultation.second.destroyed:
+                self.destroy_bridge(consultation.second)
         for other in list(self._consultations.values()):
             if other.target is channel and bridge is other.second:
                 self.leave_bridge(channel)
