@@ -185,6 +185,8 @@ class PermissionTests(Harness):
         self.assertEqual(
             names,
             [
+                "BridgeInfo",
+                "BridgeList",
                 "Challenge",
                 "Events",
                 "ListCommands",
@@ -394,6 +396,25 @@ class ScriptedActionTests(Harness):
         pump.flush()
         self.assertEqual(self.successResultOf(d)["Response"], "Success")
 
+    def test_deferred_holds_up_the_session(self) -> None:
+        """While a Deferred answer is pending, later actions wait and events are held."""
+        later: Deferred[Message] = Deferred()
+        self.fake.add_action("Slow", lambda s, a: later)
+        client, _, pump, events = self.connect()
+        del events[:]
+        slow = client.send_action("Slow")
+        ping = client.ping()
+        pump.flush()
+        self.fake.emit_event("UserEvent", UserEvent="Meanwhile")
+        pump.flush()
+        self.assertNoResult(ping)
+        self.assertEqual(events, [])
+        later.callback(Message([("Response", "Success"), ("ActionID", d_id(self.fake))]))
+        pump.flush()
+        self.assertEqual(self.successResultOf(slow)["Response"], "Success")
+        self.assertEqual(self.successResultOf(ping)["Ping"], "Pong")
+        self.assertEqual([e["UserEvent"] for e in events], ["Meanwhile"])
+
     def test_none_never_answers(self) -> None:
         """A handler returning None answers nothing: the client times out."""
         self.fake.add_action("Silent", lambda s, a: None)
@@ -518,6 +539,19 @@ class FaultTests(Harness):
         d = client.ping()
         pump.flush()
         self.assertEqual(self.successResultOf(d)["Ping"], "Pong")
+
+    def test_restart(self) -> None:
+        """restart() drops the clients and starts a fresh PBX: no calls, uptime 0."""
+        client, _, pump, _ = self.connect()
+        self.fake.pbx.incoming_call("1000")
+        self.clock.advance(30)
+        self.fake.restart()
+        pump.flush()
+        self.successResultOf(client.when_disconnected())
+        self.assertEqual((self.fake.pbx.channels, self.fake.pbx.uptime), ({}, 0))
+        client, _, pump, events = self.connect()
+        self.assertEqual(events[0]["Uptime"], "0")
+        self.assertEqual(self.fake.pbx.incoming_call("1000").name, "PJSIP/phone-00000000")
 
     def test_send_raw_split(self) -> None:
         """send_raw writes pieces cut at the offsets; the client gets them one by one."""
@@ -772,9 +806,27 @@ class CallTests(Harness):
             ("PJSIP/100-00000000", "Echo", "00:01:05"),
         )
 
+    def test_sync_originate_holds_up_the_session(self) -> None:
+        """A ringing sync Originate answers first; a Ping sent after it waits, events follow."""
+        self.fake.pbx.ring_time = 3
+        client, _, pump, events = self.connect()
+        del events[:]
+        originate = client.originate("PJSIP/100", application="Wait", data="10")
+        ping = client.ping()
+        pump.flush()
+        self.assertNoResult(ping)
+        self.assertEqual(events, [])
+        self.clock.advance(3)
+        pump.flush()
+        self.successResultOf(originate)
+        self.assertEqual(self.successResultOf(ping)["Ping"], "Pong")
+        self.assertEqual([e.name for e in events][:3], ["Newchannel", "DialBegin", "Newstate"])
+
     def test_queue_status_shows_callers(self) -> None:
-        """A call in the Queue application appears as a QueueEntry of its queue."""
+        """A call in the Queue application appears as a QueueEntry while no member is free."""
         client, _, pump, _ = self.connect()
+        for member in ("Local/1000@txami-test/n", "Local/1001@txami-test/n"):
+            self.fake.pbx.pause_member("support", member, True)
         d = client.originate("Local/600@txami-test", application="Wait", data="60")
         pump.flush()
         self.successResultOf(d)

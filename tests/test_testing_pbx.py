@@ -69,8 +69,8 @@ class ChannelTests(Recorder):
                         "Context": "default",
                         "Exten": "s",
                         "Priority": "1",
-                        "Uniqueid": "1700000000.1",
-                        "Linkedid": "1700000000.1",
+                        "Uniqueid": "1700000000.0",
+                        "Linkedid": "1700000000.0",
                     },
                 )
             ],
@@ -83,9 +83,9 @@ class ChannelTests(Recorder):
         del self.events[:]
         two = self.pbx.channel("Local/1000@txami-test-00000000;2")
         assert two is not None
-        self.pbx.hangup(two, 17, 16)
+        self.pbx.hangup(two, 17)
         self.assertEqual(
-            [(n, h["Channel"], h["Cause"]) for n, h in self.events],
+            [(n, h["Channel"], h["Cause"]) for n, h in self.events if "Cause" in h],
             [
                 ("SoftHangupRequest", "Local/1000@txami-test-00000000;2", "16"),
                 ("HangupRequest", "Local/1000@txami-test-00000000;1", "17"),
@@ -122,33 +122,38 @@ class OriginateTests(Recorder):
             "Local/1002@txami-test", exten="1002", context="txami-test", done=self.done
         )
         self.assertEqual(self.outcomes, [(True, 4, "Local/1002@txami-test-00000000;1")])
+        # Answer runs where ;1 already is (1002@txami-test:1): no Newexten for it.
         self.assertEqual(
-            self.names(),
+            [(n, h.get("Channel", h.get("DestChannel", ""))[-2:]) for n, h in self.events],
             [
-                "Newchannel",
-                "Newchannel",
-                "Newexten",
-                "LocalBridge",
-                "DialBegin",
-                "Newexten",
-                "Newstate",
-                "Newstate",
-                "DialEnd",
-                "Newexten",
-                "Newexten",
-                "Newexten",
+                ("Newchannel", ";1"),
+                ("Newchannel", ";2"),
+                ("Newexten", ";1"),
+                ("LocalBridge", ""),
+                ("DialBegin", ";1"),
+                ("Newexten", ";2"),
+                ("Newstate", ";2"),
+                ("DeviceStateChange", ""),
+                ("Newstate", ";1"),
+                ("DeviceStateChange", ""),
+                ("DialEnd", ";1"),
+                ("Newexten", ";1"),
+                ("Newexten", ";2"),
             ],
         )
         del self.events[:]
         self.clock.advance(1)
         self.assertEqual(
-            [(n, h.get("Cause")) for n, h in self.events],
+            [(n, h.get("Cause"), h.get("Channel", "")[-2:]) for n, h in self.events],
             [
-                ("Newexten", None),
-                ("SoftHangupRequest", "16"),
-                ("HangupRequest", "16"),
-                ("Hangup", "16"),
-                ("Hangup", "16"),
+                ("Newexten", None, ";1"),
+                ("SoftHangupRequest", "16", ";1"),
+                ("HangupRequest", "16", ";2"),
+                ("Hangup", "16", ";1"),
+                ("SoftHangupRequest", "16", ";2"),
+                ("Hangup", "16", ";2"),
+                ("DeviceStateChange", None, ""),
+                ("DeviceStateChange", None, ""),
             ],
         )
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -171,12 +176,16 @@ class OriginateTests(Recorder):
         """A non-Local channel rings for ring_time, then answers and runs its destination."""
         self.pbx.ring_time = 2
         self.pbx.originate("PJSIP/100", application="Wait", data="1", done=self.done)
-        self.assertEqual(self.names(), ["Newchannel", "DialBegin", "Newstate"])
-        self.assertEqual(self.events[-1][1]["ChannelStateDesc"], "Ringing")
+        self.assertEqual(
+            self.names(), ["Newchannel", "DialBegin", "Newstate", "DeviceStateChange"]
+        )
+        self.assertEqual(self.events[2][1]["ChannelStateDesc"], "Ringing")
+        self.assertEqual(self.events[3][1], {"Device": "PJSIP/100", "State": "RINGING"})
         self.clock.advance(2)
         self.assertEqual(self.outcomes, [(True, 4, "PJSIP/100-00000000")])
         self.clock.advance(1)
-        self.assertEqual(self.names()[-1], "Hangup")
+        self.assertEqual(self.names()[-2:], ["Hangup", "DeviceStateChange"])
+        self.assertEqual(self.events[-1][1], {"Device": "PJSIP/100", "State": "NOT_INUSE"})
         self.assertEqual(self.pbx.channels, {})
 
     def test_endpoint_outcomes(self) -> None:
@@ -219,15 +228,17 @@ class OriginateTests(Recorder):
         )
 
     def test_queue_application(self) -> None:
-        """Queue() adds the caller to the queue until it hangs up."""
+        """Queue() adds the caller to the queue until it hangs up (its members paused)."""
+        self.pbx.pause_member("support", "Local/1000@txami-test/n", True)
+        self.pbx.pause_member("support", "Local/1001@txami-test/n", True)
         self.pbx.originate("Local/600@txami-test", application="Wait", data="5", done=self.done)
         queue = self.pbx.queues["support"]
         self.assertEqual([c.name for c in queue.callers], ["Local/600@txami-test-00000000;2"])
         self.clock.advance(5)
         self.assertEqual(queue.callers, [])
         self.assertEqual(
-            [n for n in self.names() if n.startswith("Queue")],
-            ["QueueCallerJoin", "QueueCallerLeave"],
+            [n for n in self.names() if n.startswith("QueueCaller")],
+            ["QueueCallerJoin", "QueueCallerAbandon", "QueueCallerLeave"],
         )
 
 
@@ -368,13 +379,15 @@ class CLITests(SynchronousTestCase):
         self.assertEqual(self.run_cli("foo bar baz"), (False, self.captured["command-07"]))
 
     def test_dialplan_show(self) -> None:
-        """'dialplan show txami-test' lists the capture's dialplan, with its summary line."""
+        """'dialplan show txami-test' lists the capture's extensions and today's summary."""
+        # The capture predates 1011-1013, 900 and 901; the summary is what the current
+        # ../shared/asterisk prints for its dialplan (19 extensions, 56 priorities).
         ok, lines = self.run_cli("dialplan show txami-test")
         self.assertTrue(ok)
-        captured = self.captured["command-04"]
-        self.assertEqual(lines[-1], captured[-1])
+        self.assertEqual(lines[-1], "-= 19 extensions (56 priorities) in 1 context. =-")
         strip = [line.rsplit("[", 1)[0].rstrip() for line in lines]
-        self.assertEqual(strip, [line.rsplit("[", 1)[0].rstrip() for line in captured])
+        captured = [line.rsplit("[", 1)[0].rstrip() for line in self.captured["command-04"]]
+        self.assertLessEqual(set(captured[:-1]), set(strip))
 
     def test_uptime(self) -> None:
         """Uptime prints in words, or in seconds."""

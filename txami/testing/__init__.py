@@ -13,6 +13,10 @@ a protocol::
     d = client.ping()
     pump.flush()
 
+``fake.pbx`` models calls, bridges, queues, conferences, parking, transfers
+and device states with Asterisk 20's events; tests drive it without AMI
+(``fake.pbx.incoming_call("600")``, ``pause_member``, ``set_device_state``...).
+
 `FakeAGI` plays Asterisk's side of an AGI session, to test AGI handlers
 (`txami.testing.agi`).
 """
@@ -20,7 +24,7 @@ a protocol::
 from txami.testing.actions import response
 from txami.testing.agi import FakeAGI, FakeAsyncAGI
 from txami.testing.helpers import ChunkPump, connected_pair, listen, replay
-from txami.testing.pbx import PBX, Channel, IAXPeer, Mailbox, Queue, QueueMember
+from txami.testing.pbx import PBX, Bridge, Channel, IAXPeer, Mailbox, Queue, QueueMember
 from txami.testing.permissions import AMIUser
 from txami.testing.server import ActionHandler, FakeAsterisk, FakeSession
 
@@ -28,6 +32,7 @@ __all__ = [
     "PBX",
     "AMIUser",
     "ActionHandler",
+    "Bridge",
     "Channel",
     "ChunkPump",
     "FakeAGI",

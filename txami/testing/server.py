@@ -11,10 +11,12 @@ in Asterisk, events raised while a session is handling an action (a
 synchronous Originate's channel events, the ``SuccessfulAuth`` of a Login)
 reach that session right after the action's response.
 
-Two deliberate simplifications: an action answered late (a scripted Deferred,
-``delay_action``, a ringing synchronous Originate) does not hold up the
-session's later actions or events, and events raised before a login are never
-delivered (Asterisk drops them too, unless they race the login).
+As in Asterisk, a session handles one action at a time: while an action's
+answer is pending (a ringing synchronous Originate, a scripted handler's
+Deferred), the session reads no further action and holds its events, which
+follow the answer.  ``delay_action`` is fault injection, not that: a delayed
+action lets the others be answered meanwhile.  Events raised before a login
+are never delivered (Asterisk drops them too, unless they race the login).
 
 The test hooks (`FakeAsterisk.add_action`, ``emit_event``, ``drop_all``,
 ``stall``/``resume``, ``delay_action``, ``send_raw``) and the `PBX` model
@@ -123,6 +125,7 @@ class FakeSession(Protocol):
         self._auth_timer: IDelayedCall | None = None
         self._held: list[bytes] = []
         self._hold = 0
+        self._busy = False
         self._draining = False
         self._closing = False
         self._closed = False
@@ -246,7 +249,7 @@ class FakeSession(Protocol):
             return
         self._draining = True
         try:
-            while not (self._closed or self._closing or self.factory.stalled):
+            while not (self._closed or self._closing or self.factory.stalled or self._busy):
                 request = self._parser.next_request()
                 if request is None:
                     break
@@ -278,29 +281,47 @@ class FakeSession(Protocol):
         if self._closed or self._closing:
             return
         self._hold += 1
+        pending: Deferred[None] | None = None
         try:
-            self._dispatch(lines, message, name)
+            pending = self._dispatch(lines, message, name)
         except Exception:
             _log.failure("the fake Asterisk failed to handle {action}", action=name)
-        finally:
-            self._hold -= 1
+        if pending is not None:
+            # The answer comes later: until then the session reads nothing and holds
+            # its events, as Asterisk's session thread does in a slow action.
+            answered: list[bool] = []
+            pending.addBoth(lambda _: answered.append(True))
+            if not answered:
+                self._busy = True
+                pending.addBoth(self._answered_late)
+                return
+        self._finish_action()
+
+    def _answered_late(self, _: object) -> None:
+        self._busy = False
+        self._finish_action()
+        if not self._closed:
+            self._drain()
+
+    def _finish_action(self) -> None:
+        self._hold -= 1
         if self._close_after:
             self.disconnect()
         else:
             self._flush()
 
-    def _dispatch(self, lines: list[str], message: Message, name: str) -> None:
+    def _dispatch(self, lines: list[str], message: Message, name: str) -> Deferred[None] | None:
         action = Action(lines, message, name)
         action_id = action.action_id
         refusal: Pairs = [("Response", "Error")] + ([("ActionID", action_id)] if action_id else [])
         if not name:
             self.security_event("RequestBadFormat", "Error", 1, request="Action: NONE")
             self.write_response([*refusal, ("Message", "Missing action in request")])
-            return
+            return None
         if not self.logged_in and name.lower() not in _PRE_LOGIN:
             self.security_event("RequestNotAllowed", "Error", 1, request=f"Action: {name}")
             self.write_response([*refusal, ("Message", "Permission denied")])
-            return
+            return None
         entry = self.factory.action_entry(name)
         if entry is None:
             self.security_event("RequestBadFormat", "Error", 1, request=f"Action: {name}")
@@ -309,14 +330,16 @@ class FakeSession(Protocol):
                 "Use Action: ListCommands to show available commands."
             )
             self.write_response([*refusal, ("Message", text)])
-            return
+            return None
         if entry.authority and not self.write_mask & entry.authority:
             self.security_event("RequestNotAllowed", "Error", 1, request=f"Action: {name}")
             self.write_response([*refusal, ("Message", "Permission denied")])
-            return
+            return None
         result = entry.handler(self, action)
         if isinstance(result, Deferred):
             result.addErrback(self._handler_failed, name)
+            return result
+        return None
 
     def _handler_failed(self, failure: Failure, name: str) -> None:
         _log.failure("the fake Asterisk's handler for {action} failed", failure, action=name)
@@ -569,6 +592,17 @@ class FakeAsterisk(ServerFactory):
         """Abort every connection at once (the server keeps accepting new ones)."""
         for session in list(self.sessions):
             session.abort()
+
+    def restart(self) -> None:
+        """
+        Restart Asterisk: every connection is dropped and every call is gone;
+        the PBX starts afresh as configured at the start (uptime 0, channel
+        numbers from 0, new Uniqueids), without events for what vanished.
+        """
+        self.pbx.stop()
+        self.drop_all()
+        self.pbx = PBX(self._timers, self._emit)
+        load_capture_defaults(self.pbx)
 
     def stall(self) -> None:
         """Stop reading and answering (and sending events) on every connection."""
