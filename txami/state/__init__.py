@@ -7,12 +7,10 @@ the AMI event stream across reconnects; listeners (`IStateListener`,
 as JSON-able data.  The guide is ``docs/state.rst``.
 """
 
-from txami.state.bridge import Bridge
-from txami.state.call import Call
-from txami.state.channel import Channel
-from txami.state.devices import DeviceState, Hint, PresenceState
+from txami.state.device import DeviceState, Hint, PresenceState
 from txami.state.errors import ObjectGone, StateStopped
 from txami.state.listener import IStateListener, StateListenerMixin
+from txami.state.objects import Bridge, Call, Channel
 from txami.state.pbxstate import PBXState
 from txami.state.queue import Queue, QueueEntry, QueueMember
 from txami.state.snapshot import SNAPSHOT_VERSION

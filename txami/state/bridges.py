@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from txami.message import Message
-from txami.state.bridge import Bridge
-from txami.state.channel import Channel
 from txami.state.channels import ChannelTracker
 from txami.state.fields import channel_snapshot, header, text_of
 from txami.state.grouping import Grouping
+from txami.state.objects import Bridge, Channel
 from txami.state.store import Store
 
 __all__ = ["BridgeTracker"]
@@ -35,7 +34,7 @@ class BridgeTracker:
         self.store = store
         self.grouping = grouping
         self.channels = channels
-        channels.bridges = self
+        channels.gone_hooks.insert(0, self._channel_gone)
 
     def handlers(self) -> dict[str, Callable[[Message], None]]:
         """Event name -> handler, for registration."""
@@ -102,6 +101,10 @@ class BridgeTracker:
         if tombstone:
             store.bridge_tombstones.add(bridge.uniqueid, store.clock.seconds())
         store.outbox.gone("bridge_gone", bridge, bridge, reason)
+
+    def _channel_gone(self, channel: Channel, reason: str) -> None:
+        if channel.bridge is not None:
+            self.leave(channel, channel.bridge)
 
     # --- membership --------------------------------------------------------------------------
 

@@ -18,12 +18,11 @@ Events handled here: ``Newchannel``, ``Newstate``, ``Hangup``,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.python.failure import Failure
 
 from txami.message import Message
-from txami.state.channel import Channel, intern_value, to_int
 from txami.state.errors import ObjectGone
 from txami.state.fields import (
     LINKEDID,
@@ -31,13 +30,13 @@ from txami.state.fields import (
     ChannelSnapshot,
     channel_snapshot,
     header,
+    intern_value,
     text_of,
+    to_int,
 )
 from txami.state.grouping import DIAL, LOCAL, OPTIMIZING, Grouping
+from txami.state.objects import Channel
 from txami.state.store import Store
-
-if TYPE_CHECKING:
-    from txami.state.bridges import BridgeTracker
 
 __all__ = ["ChannelTracker"]
 
@@ -51,8 +50,8 @@ class ChannelTracker:
     def __init__(self, store: Store, grouping: Grouping) -> None:
         self.store = store
         self.grouping = grouping
-        self.bridges: BridgeTracker | None = None
-        #: Called with ``(channel, reason)`` when a channel is gone (queues use it).
+        #: Called with ``(channel, reason)`` when a channel is gone, before it is
+        #: dropped (the bridge tracker takes it out of its bridge, queues out of theirs).
         self.gone_hooks: list[Callable[[Channel, str], None]] = []
 
     def handlers(self) -> dict[str, Callable[[Message], None]]:
@@ -154,8 +153,6 @@ class ChannelTracker:
         if store.channels.get(uniqueid) is not channel:
             return
         channel.hangup_cause = cause
-        if channel.bridge is not None and self.bridges is not None:
-            self.bridges.leave(channel, channel.bridge)
         for hook in self.gone_hooks:
             hook(channel, reason)
         del store.channels[uniqueid]

@@ -23,7 +23,9 @@ __all__ = [
     "ChannelSnapshot",
     "channel_snapshot",
     "header",
+    "intern_value",
     "text_of",
+    "to_int",
 ]
 
 #: A channel snapshot as read from an event or list row, indexed by the constants below.
@@ -60,6 +62,40 @@ _KEYS = (
     "Uniqueid",
     "Linkedid",
 )
+
+_INTERNED: dict[str, str] = {}
+_INTS: dict[str, int] = {}
+_CACHE_LIMIT = 4096
+
+
+def intern_value(value: str) -> str:
+    """
+    One shared string object for a value that many channels repeat (a
+    context, a state name, an application), so that thousands of channels do
+    not each keep a copy.  The table is bounded: past its size, values are
+    kept as they are.
+    """
+    found = _INTERNED.get(value)
+    if found is not None:
+        return found
+    if len(_INTERNED) < _CACHE_LIMIT:
+        _INTERNED[value] = value
+    return value
+
+
+def to_int(text: str, default: int = 0) -> int:
+    """``int(text)`` for a header value (cached), ``default`` if it is not a number."""
+    found = _INTS.get(text)
+    if found is not None:
+        return found
+    try:
+        value = int(text)
+    except ValueError:
+        return default
+    if len(_INTS) < _CACHE_LIMIT:
+        _INTS[text] = value
+    return value
+
 
 _PATTERNS: dict[str, Callable[[str], re.Match[str] | None]] = {}
 

@@ -29,10 +29,8 @@ from collections.abc import Iterable, Iterator
 
 from twisted.python.failure import Failure
 
-from txami.state.bridge import Bridge
-from txami.state.call import Call
-from txami.state.channel import Channel
 from txami.state.errors import ObjectGone
+from txami.state.objects import Bridge, Call, Channel
 from txami.state.store import Store
 
 __all__ = ["BIRTH", "DIAL", "LOCAL", "OPTIMIZING", "Grouping"]

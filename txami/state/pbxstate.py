@@ -24,15 +24,14 @@ from twisted.python.failure import Failure
 from txami.factory import AMIFactory
 from txami.message import Message
 from txami.protocol import AMIProtocol
-from txami.state.bridge import Bridge
 from txami.state.bridges import BridgeTracker
-from txami.state.call import Call
-from txami.state.channel import Channel
 from txami.state.channels import ChannelTracker
-from txami.state.devices import DeviceState, DeviceTracker, Hint, PresenceState
+from txami.state.device import DeviceState, Hint, PresenceState
+from txami.state.devices import DeviceTracker
 from txami.state.errors import StateStopped
 from txami.state.grouping import Grouping
 from txami.state.limits import classes_of_mask, describe, filter_limits, limits_of_classes
+from txami.state.objects import Bridge, Call, Channel
 from txami.state.queue import Queue
 from txami.state.queues import QueueTracker
 from txami.state.snapshot import snapshot_of

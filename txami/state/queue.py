@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from txami.message import Message
-from txami.state.channel import intern_value, to_int
-from txami.state.fields import header
+from txami.state.fields import header, intern_value, to_int
 
 if TYPE_CHECKING:
-    from txami.state.channel import Channel
+    from txami.state.objects import Channel
 
 __all__ = [
     "DEVICE_STATES",

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from txami.message import Message
-from txami.state.channel import Channel, to_int
 from txami.state.channels import ChannelTracker
-from txami.state.fields import channel_snapshot, header, text_of
+from txami.state.fields import channel_snapshot, header, text_of, to_int
+from txami.state.objects import Channel
 from txami.state.queue import Queue, QueueEntry, QueueMember
 from txami.state.store import Store
 

@@ -18,10 +18,8 @@ from txami.state.outbox import Outbox
 from txami.state.tombstones import Tombstones
 
 if TYPE_CHECKING:
-    from txami.state.bridge import Bridge
-    from txami.state.call import Call
-    from txami.state.channel import Channel
-    from txami.state.devices import DeviceState, Hint, PresenceState
+    from txami.state.device import DeviceState, Hint, PresenceState
+    from txami.state.objects import Bridge, Call, Channel
     from txami.state.queue import Queue
 
 __all__ = ["Store"]

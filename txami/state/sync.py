@@ -40,7 +40,6 @@ from twisted.python.failure import Failure
 from txami.errors import AMIError
 from txami.message import Message
 from txami.state.bridges import BridgeTracker
-from txami.state.channel import UP, Channel, intern_value
 from txami.state.channels import ChannelTracker
 from txami.state.devices import DeviceTracker
 from txami.state.fields import (
@@ -49,10 +48,12 @@ from txami.state.fields import (
     ChannelSnapshot,
     channel_snapshot,
     header,
+    intern_value,
     text_of,
 )
 from txami.state.grouping import LOCAL, Grouping
 from txami.state.limits import add_limit, limits_of_classes, read_permissions
+from txami.state.objects import UP, Channel
 from txami.state.queues import QueueTracker
 from txami.state.store import Store
 

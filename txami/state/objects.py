@@ -1,16 +1,25 @@
 """
-`Channel`: one live Asterisk channel, keyed by its ``Uniqueid``.
+The objects of the call model: `Channel`, `Bridge` and `Call`.
 
-A channel object is updated in place for its whole life (events, list rows,
-re-syncs after reconnecting), so a program may hold it and read it later; it
-is dropped from `PBXState.channels` when it hangs up (its `hangup_cause` is
-then set).  Every event Asterisk 12+ sends about a channel carries the whole
-snapshot of it, so each one refreshes every field.
+They point at each other (a channel's bridge and call, a bridge's members, a
+call's channels), so they live together.  Each is updated in place for its
+whole life, so a program may hold one and read it later; each has an
+``as_dict()`` that is its part of the snapshot.
+
+A channel is keyed by its ``Uniqueid``; it is dropped from
+`PBXState.channels` when it hangs up (its `hangup_cause` is then set).
+Every event Asterisk 12+ sends about a channel carries the whole snapshot of
+it, so each one refreshes every field.
+
+A call is a connected component of channels, joined by the bridges they are
+in, by the two halves of a Local channel, and by dials (see
+`txami.state.grouping`).  It is not a ``Linkedid``: Asterisk rewrites
+Linkedid when channels join a bridge, and never splits it again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 
@@ -31,14 +40,12 @@ from txami.state.fields import (
     STATE_DESC,
     UNIQUEID,
     ChannelSnapshot,
+    intern_value,
+    to_int,
 )
 from txami.state.waiters import Waiters
 
-if TYPE_CHECKING:
-    from txami.state.bridge import Bridge
-    from txami.state.call import Call
-
-__all__ = ["CHANNEL_FIELDS", "Channel", "intern_value", "to_int"]
+__all__ = ["BRIDGE_FIELDS", "CALL_FIELDS", "CHANNEL_FIELDS", "UP", "Bridge", "Call", "Channel"]
 
 #: The fields of `Channel.as_dict`, in order (the snapshot's channel shape).
 CHANNEL_FIELDS = (
@@ -68,39 +75,6 @@ CHANNEL_FIELDS = (
 
 #: The channel state Asterisk calls "Up" (answered).
 UP = 6
-
-_INTERNED: dict[str, str] = {}
-_INTS: dict[str, int] = {}
-_CACHE_LIMIT = 4096
-
-
-def intern_value(value: str) -> str:
-    """
-    One shared string object for a value that many channels repeat (a
-    context, a state name, an application), so that thousands of channels do
-    not each keep a copy.  The table is bounded: past its size, values are
-    kept as they are.
-    """
-    found = _INTERNED.get(value)
-    if found is not None:
-        return found
-    if len(_INTERNED) < _CACHE_LIMIT:
-        _INTERNED[value] = value
-    return value
-
-
-def to_int(text: str, default: int = 0) -> int:
-    """``int(text)`` for a header value (cached), ``default`` if it is not a number."""
-    found = _INTS.get(text)
-    if found is not None:
-        return found
-    try:
-        value = int(text)
-    except ValueError:
-        return default
-    if len(_INTS) < _CACHE_LIMIT:
-        _INTS[text] = value
-    return value
 
 
 def _caller(value: str) -> str:
@@ -349,4 +323,180 @@ class Channel:
             "created": self.created,
             "answered": self.answered,
             "hangup_cause": self.hangup_cause,
+        }
+
+
+#: The fields of `Bridge.as_dict`, in order (the snapshot's bridge shape).
+BRIDGE_FIELDS = (
+    "uniqueid",
+    "type",
+    "technology",
+    "creator",
+    "name",
+    "channels",
+    "call",
+    "created",
+)
+
+#: The bridge technology whose members wait side by side without talking.
+HOLDING = "holding_bridge"
+
+
+def _unknown(value: str) -> str:
+    return "" if value == "<unknown>" else value
+
+
+class Bridge:
+    """
+    An Asterisk bridge.  ``type`` is Asterisk's ``BridgeType`` (``basic``,
+    ``base`` for ConfBridge, ``parking``, ``holding``), ``technology`` its
+    ``BridgeTechnology`` (``simple_bridge``, ``native_rtp``, ``softmix``,
+    ``holding_bridge``), ``creator`` and ``name`` are ``""`` when Asterisk
+    says ``<unknown>`` (ConfBridge sets both: ``ConfBridge``, the conference).
+
+    ``channels`` are the member channels in the order they joined (a channel
+    that replaces another, as a Local channel optimising away does, takes its
+    place; members found by a sync are in the order Asterisk listed them).
+    ``call`` is the `Call` its members belong to, or `None` when it is empty
+    or a holding bridge (a parking lot holds many unrelated calls).
+    """
+
+    __slots__ = (
+        "call",
+        "channels",
+        "created",
+        "creator",
+        "name",
+        "technology",
+        "type",
+        "uniqueid",
+    )
+
+    def __init__(
+        self,
+        uniqueid: str,
+        type: str = "",
+        technology: str = "",
+        creator: str = "",
+        name: str = "",
+        created: float = 0.0,
+    ) -> None:
+        self.uniqueid = uniqueid
+        self.type = intern_value(type)
+        self.technology = intern_value(technology)
+        self.creator = intern_value(_unknown(creator))
+        self.name = _unknown(name)
+        self.channels: list[Channel] = []
+        self.call: Call | None = None
+        self.created = created
+
+    def __repr__(self) -> str:
+        return (
+            f"<Bridge {self.uniqueid} {self.type}/{self.technology} {len(self.channels)} channels>"
+        )
+
+    @property
+    def connects(self) -> bool:
+        """Whether its members talk to each other (so belong to one call)."""
+        return self.technology != HOLDING
+
+    def update(self, type: str, technology: str, creator: str, name: str) -> list[str] | None:
+        """Take Asterisk's description; the names of the fields that changed, or `None`."""
+        changed: list[str] = []
+        if type and type != self.type:
+            self.type = intern_value(type)
+            changed.append("type")
+        if technology and technology != self.technology:
+            self.technology = intern_value(technology)
+            changed.append("technology")
+        creator = _unknown(creator)
+        if creator != self.creator:
+            self.creator = intern_value(creator)
+            changed.append("creator")
+        name = _unknown(name)
+        if name != self.name:
+            self.name = name
+            changed.append("name")
+        return changed or None
+
+    def as_dict(self) -> dict[str, Any]:
+        """This bridge as plain JSON-able data (the snapshot's bridge shape)."""
+        call = self.call
+        return {
+            "uniqueid": self.uniqueid,
+            "type": self.type,
+            "technology": self.technology,
+            "creator": self.creator,
+            "name": self.name,
+            "channels": [c.uniqueid for c in self.channels],
+            "call": call.id if call is not None else None,
+            "created": self.created,
+        }
+
+
+#: The fields of `Call.as_dict`, in order (the snapshot's call shape).
+CALL_FIELDS = ("id", "channels", "bridges", "started", "answered")
+
+
+class Call:
+    """
+    One call.  ``id`` is stable for the call's life: the ``Uniqueid`` of the
+    channel it started with (with ``-2``, ``-3``, ... appended should that
+    id still be taken).  ``started`` is when its oldest channel was created,
+    ``answered`` when one of its channels was first answered (`None` before).
+    ``ended`` is `None` while it lasts, then the reason it ended
+    (``"hangup"``, ``"merged"``, ...).
+    """
+
+    __slots__ = ("_channels", "_seq", "_waiters", "answered", "ended", "id", "started")
+
+    def __init__(self, id: str, started: float, seq: int = 0) -> None:
+        self.id = id
+        self.started = started
+        self.answered: float | None = None
+        self.ended: str | None = None
+        self._channels: dict[Channel, None] = {}
+        self._seq = seq
+        self._waiters: Waiters | None = None
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} {len(self._channels)} channels>"
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        """Its channels, oldest member first."""
+        return tuple(self._channels)
+
+    @property
+    def bridges(self) -> tuple[Bridge, ...]:
+        """The bridges its channels talk in (holding bridges excluded), in first-joined order."""
+        found: dict[Bridge, None] = {}
+        for channel in self._channels:
+            bridge = channel.bridge
+            if bridge is not None and bridge.connects:
+                found[bridge] = None
+        return tuple(found)
+
+    def when_ended(self) -> Deferred[Call]:
+        """
+        Fires with this call once its last channel is gone (at once if it
+        has ended); fails with `ObjectGone` if it is merged into another call
+        first (``reason`` ``"merged"``), `StateStopped` if the model stops.
+        """
+        if self.ended == "merged":
+            return fail(ObjectGone(f"call {self.id}", "merged"))
+        if self.ended is not None:
+            return succeed(self)
+        if self._waiters is None:
+            self._waiters = Waiters()
+        return self._waiters.add("ended")
+
+    def as_dict(self) -> dict[str, Any]:
+        """This call as plain JSON-able data (the snapshot's call shape)."""
+        return {
+            "id": self.id,
+            "channels": [c.uniqueid for c in self._channels],
+            "bridges": [b.uniqueid for b in self.bridges],
+            "started": self.started,
+            "answered": self.answered,
         }
