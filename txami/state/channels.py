@@ -292,9 +292,8 @@ class ChannelTracker:
         self._flush()
 
     def on_optimization_end(self, event: Message) -> None:
-        one, two = self._pair(event, text_of(event))
-        for half in (one, two):
-            if half is not None and half._links:
-                for other in list(half._links):
-                    self.grouping.unlink(half, other, OPTIMIZING)
+        # The link stays until the Local halves hang up (right after a
+        # successful optimisation): dropping it now would part the call from
+        # the halves for a moment.
+        self._pair(event, text_of(event))
         self._flush()

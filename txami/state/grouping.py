@@ -14,13 +14,14 @@ Channels are linked by:
   live channel) starts linked to that channel, so a callee is in its caller's
   call from its first event on;
 - a Local channel optimising itself away: the channel that will take its
-  place stays linked to it from ``LocalOptimizationBegin`` to ``...End``.
+  place is linked to it from ``LocalOptimizationBegin`` on.
 
 A call is a connected component of that graph.  A new link between two calls
 merges them: the older call survives and the other is reported merged into
-it.  A lost link may split a call: the part with the call's oldest channel
-keeps it, and each other part becomes a new call.  Links other than bridges
-last until one of their channels hangs up, unless an event ends them sooner.
+it.  A lost link may split a call: its biggest part keeps it (of parts of
+equal size, the one with the oldest channel), and each other part becomes a
+new call.  Links other than bridges last until one of their channels hangs
+up, unless an event ends them sooner (a ``DialEnd`` that is not ``ANSWER``).
 """
 
 from __future__ import annotations
@@ -172,20 +173,22 @@ class Grouping:
         remaining = dict(call._channels)
         if not remaining:
             return
-        anchor = min(remaining, key=lambda c: c._seq)
-        kept = _component(anchor, remaining)
-        if len(kept) == len(remaining):
-            return
-        for channel in kept:
-            del remaining[channel]
-        call._channels = {c: None for c in call._channels if c in kept}
-        self.store.outbox.updated("call_updated", call, ("channels",))
+        parts = []
         while remaining:
             start = min(remaining, key=lambda c: c._seq)
             part = _component(start, remaining)
+            if len(part) == len(call._channels):
+                return  # still in one piece
             for channel in part:
                 del remaining[channel]
-            self._new_call(part)
+            parts.append(part)
+        # The biggest part goes on as the call (of equal ones, the oldest).
+        kept = max(parts, key=lambda p: (len(p), -min(c._seq for c in p)))
+        call._channels = {c: None for c in call._channels if c in kept}
+        self.store.outbox.updated("call_updated", call, ("channels",))
+        for part in parts:
+            if part is not kept:
+                self._new_call(part)
 
     # --- channels ----------------------------------------------------------------------------
 

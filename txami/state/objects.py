@@ -153,6 +153,7 @@ class Channel:
     _links: dict[Channel, int] | None
     _waiters: Waiters | None
     _seq: int
+    #: Whether `created` is known (a Newchannel was seen, or a list told the age).
     _born: bool
 
     def __init__(self, snapshot: ChannelSnapshot, now: float, seq: int = 0) -> None:

@@ -34,7 +34,7 @@ class Outbox:
         self.active = False
         self._items: list[list[Any]] = []
         self._updated: dict[object, list[Any]] = {}
-        self._fresh: set[object] = set()
+        self._fresh: dict[object, list[Any]] = {}
         self._flushing = False
 
     def add_listener(self, listener: object) -> None:
@@ -53,8 +53,9 @@ class Outbox:
     def new(self, method: str, obj: object, *more: object) -> None:
         """``method(*more, obj)``: ``obj`` appeared (``more``: a member's or entry's queue)."""
         if self.active:
-            self._fresh.add(obj)
-            self._items.append([method, (*more, obj)])
+            item = [method, (*more, obj)]
+            self._fresh[obj] = item
+            self._items.append(item)
 
     def updated(self, method: str, obj: object, fields: Iterable[str], *more: object) -> None:
         """``method(*more, obj, changed_fields)``, merged with earlier updates of ``obj``."""
@@ -69,12 +70,19 @@ class Outbox:
             item[2].update(fields)
 
     def gone(self, method: str, obj: object, *args: object) -> None:
-        """``method(*args)`` for an object that went away (its pending update is dropped)."""
+        """
+        ``method(*args)`` for an object that went away (its pending update is
+        dropped; if it was new in this same flush, listeners hear of neither).
+        """
         if not self.active:
             return
         item = self._updated.pop(obj, None)
         if item is not None:
             item[0] = None
+        fresh = self._fresh.pop(obj, None)
+        if fresh is not None:
+            fresh[0] = None
+            return
         self._items.append([method, args])
 
     def note(self, method: str, *args: object) -> None:

@@ -339,14 +339,18 @@ class _ConnectionFollower:
 
     def disconnected(self, reason: Any) -> None:
         self.state._ended()
+        self._maybe_stopped()
 
     def auth_failed(self, error: Any) -> None:
-        self._maybe_stopped(f"the AMI login was refused ({error})")
+        self._why = f"the AMI login was refused ({error})"
+        self._maybe_stopped()
 
     def connection_failed(self, reason: Any) -> None:
-        self._maybe_stopped("the AMI factory gave up connecting")
+        self._maybe_stopped()
 
-    def _maybe_stopped(self, why: str) -> None:
+    _why = "the AMI factory stopped"
+
+    def _maybe_stopped(self) -> None:
         factory = self.state._factory
         if factory is not None and factory.stopped:
-            self.state._halt(StateStopped(why))
+            self.state._halt(StateStopped(self._why))

@@ -347,11 +347,14 @@ class Sync:
             known = store.channels.get(uniqueid)
             if known is None:
                 channel = self.channels.create(snapshot, False, now - age, group=False)
+                channel._born = True
                 found.append(channel)
             else:
                 channel = known
                 self.channels.seen(snapshot)
-                if not channel._born and channel.created != now - age:
+                if not channel._born:
+                    # First seen in an event: the list tells its real age (once).
+                    channel._born = True
                     self.channels.set_field(channel, "created", now - age)
             if channel.state == UP and channel.answered is None:
                 self.channels.set_field(channel, "answered", channel.created)
