@@ -217,9 +217,20 @@ def scenario(name: str, doc: str, before: Scenario | None = None) -> Callable[[S
     return register
 
 
+async def _listed(ctx: Ctx, count: int, bridged: int = 0) -> None:
+    """Wait (on the driver's lists: the model is not running yet) for this run's channels."""
+    deadline = ctx.reactor.seconds() + 10
+    while ctx.reactor.seconds() < deadline:
+        rows = [r for r in await ctx.driver.core_show_channels() if r.get("AccountCode") == ctx.tag]
+        if len(rows) >= count and sum(1 for r in rows if r.get("BridgeId")) >= bridged:
+            return
+        await task.deferLater(ctx.reactor, 0.05, lambda: None)
+    raise TimeoutError(f"{count} channels ({bridged} bridged) not listed within 10 s")
+
+
 async def _call_up_before(ctx: Ctx) -> None:
     await ctx.originate("1000")
-    await task.deferLater(ctx.reactor, 0.5, lambda: None)
+    await _listed(ctx, 2)
 
 
 @scenario(
@@ -239,7 +250,7 @@ async def originate(ctx: Ctx) -> None:
 
 async def _pair_before(ctx: Ctx) -> None:
     await ctx.originate("1010")
-    await task.deferLater(ctx.reactor, 1.0, lambda: None)
+    await _listed(ctx, 4, bridged=2)
 
 
 @scenario(

@@ -212,18 +212,17 @@ class ReconnectTests(SynchronousTestCase):
         self.state.add_listener(self.log)
         self.started = self.state.start()
 
-    def connect(self, fully_booted: int | None = None) -> None:
-        """A new connection: login (and FullyBooted with that Uptime), then the sync."""
+    def connect(self, booted_at: float | None = None) -> None:
+        """A new connection: login (and FullyBooted, if Asterisk booted at that time), then the sync."""
         server = self.harness.establish()
         from tests.factory_harness import BANNER
 
         server.send(BANNER)
         (login,) = [a for a in server.actions() if a.name == "Login"]
         server.reply(login, Message="Authentication accepted")
-        if fully_booted is not None:
-            server.send(
-                wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", str(fully_booted))])
-            )
+        if booted_at is not None:
+            uptime = str(int(self.harness.clock.seconds() - booted_at))
+            server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", uptime)]))
         self.data.answer(server)
 
     def drop(self) -> None:
@@ -236,7 +235,7 @@ class ReconnectTests(SynchronousTestCase):
         one, two = pair(self.data, 1, bridge="b1")
         three, four = pair(self.data, 3, bridge="b1")
         self.data.bridges["b1"] = "simple_bridge"
-        self.connect(fully_booted=100)
+        self.connect(booted_at=-100)
         self.assertTrue(self.successResultOf(self.started).synced)
         kept = self.state.channels["100.1"]
         call = kept.call
@@ -245,7 +244,7 @@ class ReconnectTests(SynchronousTestCase):
         del self.data.channels["100.3"], self.data.channels["100.4"]
         self.log.clear()
         self.harness.clock.advance(5)
-        self.connect(fully_booted=105)
+        self.connect(booted_at=-100)
         self.assertTrue(self.state.synced)
         self.assertIs(self.state.channels["100.1"], kept)
         self.assertIs(kept.call, call)
@@ -276,13 +275,13 @@ class ReconnectTests(SynchronousTestCase):
         """Uptime says Asterisk booted after the session ended: everything ends, restarted."""
         pair(self.data, 1)
         self.harness.clock.advance(1000)
-        self.connect(fully_booted=500)
+        self.connect(booted_at=500)
         old = self.state.channels["100.1"]
         self.drop()
         self.harness.clock.advance(30)
         self.data.startup = ("2026-01-01", "10:30:00")
         self.log.clear()
-        self.connect(fully_booted=10)
+        self.connect(booted_at=self.harness.clock.seconds() - 10)
         new = self.state.channels["100.1"]  # the same Uniqueid again (an assigned ChannelId)
         self.assertIsNot(new, old)
         self.assertEqual(old.hangup_cause, 0)
@@ -306,11 +305,11 @@ class ReconnectTests(SynchronousTestCase):
     def test_no_restart_when_uptime_continues(self) -> None:
         """An Uptime that goes on from before keeps every object."""
         pair(self.data, 1)
-        self.connect(fully_booted=100)
+        self.connect(booted_at=-100)
         old = self.state.channels["100.1"]
         self.drop()
         self.harness.clock.advance(20)
-        self.connect(fully_booted=120)
+        self.connect(booted_at=-100)
         self.assertIs(self.state.channels["100.1"], old)
         self.assertEqual(self.log.of("channel_gone"), [])
 

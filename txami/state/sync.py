@@ -165,9 +165,12 @@ class Sync:
             return
         boot = self.store.clock.seconds() - int(uptime)
         self._boot_this_session = True
-        if not self._restart_decided and self._ended_at is not None and self._boot is not None:
+        if not self._restart_decided and self._ended_at is not None:
             self._restart_decided = True
-            if boot > self._ended_at - _BOOT_SLACK and boot > self._boot + _BOOT_SLACK:
+            # Booted again since the boot seen before; or, not having seen that,
+            # booted after the last session ended.
+            since = self._boot if self._boot is not None else self._ended_at - 2 * _BOOT_SLACK
+            if boot > since + _BOOT_SLACK:
                 self._restarted("FullyBooted: Uptime " + uptime)
         self._boot = boot
 
