@@ -126,11 +126,10 @@ class PBXData:
 
     def _list(self, action: Message, item: str, complete: str, rows: list[Pairs]) -> bytes:
         aid = ("ActionID", action.action_id or "")
-        out = self._response(action, "Success", [("EventList", "start"), ("Message", "follows")])
-        for row in rows:
-            out += wire(item, [aid, *row])
-        out += wire(complete, [aid, ("EventList", "Complete"), ("ListItems", str(len(rows)))])
-        return out
+        out = [self._response(action, "Success", [("EventList", "start"), ("Message", "follows")])]
+        out += [wire(item, [aid, *row]) for row in rows]
+        out.append(wire(complete, [aid, ("EventList", "Complete"), ("ListItems", str(len(rows)))]))
+        return b"".join(out)
 
     def _corestatus(self, action: Message) -> bytes:
         date, time = self.startup

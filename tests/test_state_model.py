@@ -118,7 +118,7 @@ class OutboxTests(SynchronousTestCase):
         outbox = Outbox()
         outbox.new("channel_new", object())
         outbox.updated("channel_updated", object(), ["x"])
-        self.assertFalse(outbox)
+        self.assertEqual(outbox.items, [])
 
     def test_a_raising_listener_is_logged(self) -> None:
         """A listener that raises is logged; the next listener still hears; the model goes on."""

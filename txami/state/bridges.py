@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from txami.message import Message
 from txami.state.channels import ChannelTracker
-from txami.state.fields import channel_snapshot, header, text_of
+from txami.state.fields import bridge_fields, channel_snapshot, header, text_of
 from txami.state.grouping import Grouping
 from txami.state.objects import Bridge, Channel
 from txami.state.store import Store
@@ -79,16 +79,10 @@ class BridgeTracker:
         return bridge
 
     def _from_event(self, event: Message, text: str, prefix: str = "") -> Bridge | None:
-        uniqueid = header(event, prefix + "BridgeUniqueid", text)
-        if not uniqueid:
+        fields = bridge_fields(event, prefix, text)
+        if fields is None or not fields[0]:
             return None
-        return self.described(
-            uniqueid,
-            header(event, prefix + "BridgeType", text) or "",
-            header(event, prefix + "BridgeTechnology", text) or "",
-            header(event, prefix + "BridgeCreator", text) or "",
-            header(event, prefix + "BridgeName", text) or "",
-        )
+        return self.described(*fields)
 
     def destroyed(self, bridge: Bridge, reason: str, tombstone: bool = True) -> None:
         """Drop a bridge (its remaining members leave it first)."""
@@ -146,7 +140,7 @@ class BridgeTracker:
 
     def _flush(self) -> None:
         outbox = self.store.outbox
-        if outbox:
+        if outbox.items:
             outbox.flush()
 
     # --- events ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from txami.state.fields import (
     channel_snapshot,
     header,
     intern_value,
+    newexten_fields,
     text_of,
     to_int,
 )
@@ -87,7 +88,7 @@ class ChannelTracker:
         uniqueid = snapshot[UNIQUEID]
         channel = store.channels.get(uniqueid)
         if channel is not None:
-            changed = channel.update(snapshot, store.clock.seconds())
+            changed = channel.update(snapshot, store.clock)
             if store.unconfirmed:
                 store.unconfirmed.discard(uniqueid)
             if changed is not None:
@@ -171,7 +172,7 @@ class ChannelTracker:
 
     def _flush(self) -> None:
         outbox = self.store.outbox
-        if outbox:
+        if outbox.items:
             outbox.flush()
 
     # --- events ------------------------------------------------------------------------------
@@ -189,17 +190,15 @@ class ChannelTracker:
             self._flush()
 
     def on_newexten(self, event: Message) -> None:
-        text = text_of(event)
-        snapshot = channel_snapshot(event, "", text)
-        if snapshot is None:
+        found = newexten_fields(event)
+        if found is None:
             return
+        snapshot, (application, data) = found
         channel = self.seen(snapshot)
         if channel is not None:
-            application = header(event, "Application", text)
             if application is not None and application != channel.application:
                 channel.application = intern_value(application)
                 self.store.outbox.updated("channel_updated", channel, ("application",))
-            data = header(event, "AppData", text)
             if data is not None and data != channel.app_data:
                 channel.app_data = data
                 self.store.outbox.updated("channel_updated", channel, ("app_data",))
@@ -212,7 +211,7 @@ class ChannelTracker:
             return
         channel = self.store.channels.get(snapshot[UNIQUEID])
         if channel is not None:
-            channel.update(snapshot, self.store.clock.seconds())
+            channel.update(snapshot, self.store.clock)
             self.gone(channel, "hangup", to_int(header(event, "Cause", text) or "0"))
             self._flush()
 

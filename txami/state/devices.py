@@ -43,7 +43,7 @@ class DeviceTracker:
 
     def _flush(self) -> None:
         outbox = self.store.outbox
-        if outbox:
+        if outbox.items:
             outbox.flush()
 
     # --- applying ----------------------------------------------------------------------------

@@ -21,9 +21,12 @@ from txami.message import Message
 
 __all__ = [
     "ChannelSnapshot",
+    "bridge_fields",
     "channel_snapshot",
     "header",
     "intern_value",
+    "newexten_fields",
+    "row_fields",
     "text_of",
     "to_int",
 ]
@@ -97,34 +100,81 @@ def to_int(text: str, default: int = 0) -> int:
     return value
 
 
-_PATTERNS: dict[str, Callable[[str], re.Match[str] | None]] = {}
+_PATTERNS: dict[tuple[str, str], Callable[[str], re.Match[str] | None]] = {}
+
+#: What follows the snapshot in a ``Newexten`` event (other headers may come between).
+_NEWEXTEN = r"\r\n(?:.*\r\n)*?Application: (.*)\r\nAppData: ([^\r\n]*)"
+#: What follows the snapshot in a ``CoreShowChannel`` row (Asterisk 12.7+).
+_ROW = (
+    r"\r\n(?:.*\r\n)*?Application: (.*)\r\nApplicationData: (.*)\r\n"
+    r"Duration: (.*)\r\nBridgeId: ([^\r\n]*)"
+)
 
 
-def _pattern(prefix: str) -> Callable[[str], re.Match[str] | None]:
-    found = _PATTERNS.get(prefix)
+def _pattern(prefix: str, tail: str = "") -> Callable[[str], re.Match[str] | None]:
+    found = _PATTERNS.get((prefix, tail))
     if found is None:
         p = re.escape(prefix)
-        v = r"([^\r\n]*)\r?\n"
+        # "(.*)\r\n" (anything but a line feed, then CRLF) is the fastest way
+        # sre has to take a value; a message with bare LFs takes the slow path.
+        v = r"(.*)\r\n"
         found = re.compile(
             rf"\n{p}Channel: {v}{p}ChannelState: {v}{p}ChannelStateDesc: {v}"
             rf"{p}CallerIDNum: {v}{p}CallerIDName: {v}{p}ConnectedLineNum: {v}"
             rf"{p}ConnectedLineName: {v}(?:{p}Language: {v})?{p}AccountCode: {v}"
             rf"{p}Context: {v}{p}Exten: {v}{p}Priority: {v}{p}Uniqueid: ([^\r\n]*)"
-            rf"(?:\r?\n{p}Linkedid: ([^\r\n]*))?"
+            rf"(?:\r\n{p}Linkedid: ([^\r\n]*))?" + tail
         ).search
         if len(_PATTERNS) < 64:
-            _PATTERNS[prefix] = found
+            _PATTERNS[(prefix, tail)] = found
     return found
 
 
+_SNAPSHOT = _pattern("")
+
+_BRIDGE_KEYS = ("BridgeUniqueid", "BridgeType", "BridgeTechnology", "BridgeCreator", "BridgeName")
+_BRIDGES: dict[str, Callable[[str], re.Match[str] | None]] = {}
+
+
+def bridge_fields(
+    message: Message, prefix: str = "", text: str | None = None
+) -> tuple[str, ...] | None:
+    """
+    A bridge's ``(BridgeUniqueid, BridgeType, BridgeTechnology,
+    BridgeCreator, BridgeName)`` (with ``prefix``), or `None` without a
+    ``<prefix>BridgeUniqueid``.
+    """
+    if text is None:
+        text = text_of(message)
+    search = _BRIDGES.get(prefix)
+    if search is None:
+        p = re.escape(prefix)
+        search = re.compile(
+            rf"\n{p}BridgeUniqueid: (.*)\r\n{p}BridgeType: (.*)\r\n"
+            rf"{p}BridgeTechnology: (.*)\r\n{p}BridgeCreator: (.*)\r\n"
+            rf"{p}BridgeName: ([^\r\n]*)"
+        ).search
+        if len(_BRIDGES) < 16:
+            _BRIDGES[prefix] = search
+    match = search(text)
+    if match is not None:
+        return match.groups()
+    if header(message, prefix + "BridgeUniqueid", text) is None:
+        return None
+    return tuple(header(message, prefix + key, text) or "" for key in _BRIDGE_KEYS)
+
+
 def text_of(message: Message) -> str:
-    """The message's text with a leading line break (rebuilt for a hand-made message)."""
+    """
+    The message's text (rebuilt for a hand-made message).  Its first line
+    names the event, so every header the model reads follows a line feed.
+    """
     # The protocol keeps each received message's decoded text; reading it here
     # (package-internal) saves parsing every header of every tracked event.
     text = message._text
     if text is None:
         text = "\r\n".join(f"{k}: {v}" for k, v in message.pairs())
-    return "\n" + text
+    return text
 
 
 def channel_snapshot(
@@ -136,17 +186,57 @@ def channel_snapshot(
     ``Linkedid`` are ``""`` when absent (Asterisk 12.0).
     """
     if text is None:
-        text = text_of(message)
-    match = _pattern(prefix)(text)
+        text = message._text
+        if text is None:
+            text = text_of(message)
+    match = (_pattern(prefix) if prefix else _SNAPSHOT)(text)
     if match is not None:
         values = match.groups()
         if values[LANGUAGE] is None or values[LINKEDID] is None:
             return tuple(v or "" for v in values)
         return values
+    return _slow_snapshot(message, prefix)
+
+
+def _slow_snapshot(message: Message, prefix: str) -> ChannelSnapshot | None:
+    """The snapshot by case-insensitive lookups (a layout other than Asterisk's)."""
     uniqueid = message.get(prefix + "Uniqueid")
     if uniqueid is None:
         return None
     return tuple(message.get(prefix + key, "") or "" for key in _KEYS)
+
+
+def _with_tail(
+    message: Message, tail: str, names: tuple[str, ...]
+) -> tuple[ChannelSnapshot, tuple[str | None, ...]] | None:
+    text = text_of(message)
+    match = _pattern("", tail)(text)
+    if match is not None:
+        values = match.groups()
+        snapshot = values[:14]
+        if values[LANGUAGE] is None or values[LINKEDID] is None:
+            snapshot = tuple(v or "" for v in snapshot)
+        return snapshot, values[14:]
+    found = _slow_snapshot(message, "")
+    if found is None:
+        return None
+    return found, tuple(header(message, name, text) for name in names)
+
+
+def newexten_fields(
+    message: Message,
+) -> tuple[ChannelSnapshot, tuple[str | None, ...]] | None:
+    """A ``Newexten`` event's snapshot and its ``(Application, AppData)``."""
+    return _with_tail(message, _NEWEXTEN, ("Application", "AppData"))
+
+
+def row_fields(message: Message) -> tuple[ChannelSnapshot, tuple[str | None, ...]] | None:
+    """
+    A ``CoreShowChannel`` row's snapshot and its ``(Application,
+    ApplicationData, Duration, BridgeId)``, each `None` if absent (Asterisk
+    12.0 to 12.6 send neither of them).
+    """
+    return _with_tail(message, _ROW, ("Application", "ApplicationData", "Duration", "BridgeId"))
 
 
 def header(message: Message, name: str, text: str | None = None) -> str | None:

@@ -43,6 +43,15 @@ BIRTH = 4
 OPTIMIZING = 8
 
 
+def _age(channel: Channel) -> tuple[float, int, str, int]:
+    """
+    Oldest first: by creation time, then by Uniqueid (``<seconds>.<counter>``:
+    of two made in the same second, the shorter counter is the smaller).
+    """
+    uniqueid = channel.uniqueid
+    return (channel.created, len(uniqueid), uniqueid, channel._seq)
+
+
 def _neighbours(channel: Channel) -> Iterator[Channel]:
     links = channel._links
     if links:
@@ -88,7 +97,9 @@ class Grouping:
     # --- calls -------------------------------------------------------------------------------
 
     def _new_call(self, channels: Iterable[Channel]) -> Call:
-        members = sorted(channels, key=lambda c: c._seq)
+        members = list(channels)
+        if len(members) > 1:
+            members.sort(key=_age)
         first = members[0]
         store = self.store
         base = call_id = first.uniqueid
@@ -96,9 +107,11 @@ class Grouping:
         while call_id in store.calls or call_id in store.retired_calls:
             n += 1
             call_id = f"{base}-{n}"
-        call = Call(call_id, min(c.created for c in members), store.next_seq())
-        answered = [c.answered for c in members if c.answered is not None]
-        call.answered = min(answered) if answered else None
+        call = Call(call_id, first.created, store.next_seq())
+        for channel in members:
+            answered = channel.answered
+            if answered is not None and (call.answered is None or answered < call.answered):
+                call.answered = answered
         store.calls[call_id] = call
         outbox = store.outbox
         outbox.new("call_new", call)
@@ -319,17 +332,25 @@ class Grouping:
         for channel in channels:
             if channel.call is not None:
                 continue
-            group: dict[Channel, None] = {channel: None}
+            group = [channel]
+            seen = {channel}
             calls: dict[Call, None] = {}
-            todo = [channel]
-            while todo:
-                current = todo.pop()
-                for other in _neighbours(current):
-                    if other.call is not None:
-                        calls[other.call] = None
-                    elif other not in group:
-                        group[other] = None
-                        todo.append(other)
+            index = 0
+            while index < len(group):
+                current = group[index]
+                index += 1
+                links = current._links
+                others: list[Channel] = list(links) if links else []
+                bridge = current.bridge
+                if bridge is not None and bridge.connects:
+                    others += bridge.channels
+                for other in others:
+                    other_call = other.call
+                    if other_call is not None:
+                        calls[other_call] = None
+                    elif other not in seen:
+                        seen.add(other)
+                        group.append(other)
             if not calls:
                 self._new_call(group)
                 continue

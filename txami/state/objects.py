@@ -22,23 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 
 from txami.state.errors import ObjectGone
 from txami.state.fields import (
-    ACCOUNT,
-    CALLER_NAME,
-    CALLER_NUM,
-    CONNECTED_NAME,
-    CONNECTED_NUM,
-    CONTEXT,
-    EXTEN,
-    LANGUAGE,
-    LINKEDID,
-    NAME,
-    PRIORITY,
-    STATE,
-    STATE_DESC,
-    UNIQUEID,
+    _INTERNED,
+    _INTS,
     ChannelSnapshot,
     intern_value,
     to_int,
@@ -77,9 +66,8 @@ CHANNEL_FIELDS = (
 UP = 6
 
 
-def _caller(value: str) -> str:
-    # Asterisk prints an empty caller ID as "<unknown>".
-    return "" if value == "<unknown>" else value
+#: What Asterisk prints for an empty caller ID or connected line.
+_UNKNOWN = "<unknown>"
 
 
 class Channel:
@@ -157,20 +145,36 @@ class Channel:
     _born: bool
 
     def __init__(self, snapshot: ChannelSnapshot, now: float, seq: int = 0) -> None:
-        self.uniqueid = snapshot[UNIQUEID]
-        self.linkedid = snapshot[LINKEDID]
-        self.name = snapshot[NAME]
-        self.state = to_int(snapshot[STATE])
-        self.state_desc = intern_value(snapshot[STATE_DESC])
-        self.caller_id_num = _caller(snapshot[CALLER_NUM])
-        self.caller_id_name = _caller(snapshot[CALLER_NAME])
-        self.connected_line_num = _caller(snapshot[CONNECTED_NUM])
-        self.connected_line_name = _caller(snapshot[CONNECTED_NAME])
-        self.language = intern_value(snapshot[LANGUAGE])
-        self.account_code = intern_value(snapshot[ACCOUNT])
-        self.context = intern_value(snapshot[CONTEXT])
-        self.exten = intern_value(snapshot[EXTEN])
-        self.priority = to_int(snapshot[PRIORITY])
+        (
+            self.name,
+            state,
+            desc,
+            caller_num,
+            caller_name,
+            connected_num,
+            connected_name,
+            language,
+            account,
+            context,
+            exten,
+            priority,
+            self.uniqueid,
+            self.linkedid,
+        ) = snapshot
+        interned = _INTERNED.get
+        number = _INTS.get(state)
+        self.state = number if number is not None else to_int(state)
+        self.state_desc = interned(desc) or intern_value(desc)
+        self.caller_id_num = "" if caller_num == _UNKNOWN else caller_num
+        self.caller_id_name = "" if caller_name == _UNKNOWN else caller_name
+        self.connected_line_num = "" if connected_num == _UNKNOWN else connected_num
+        self.connected_line_name = "" if connected_name == _UNKNOWN else connected_name
+        self.language = interned(language) or intern_value(language) if language else ""
+        self.account_code = interned(account) or intern_value(account) if account else ""
+        self.context = interned(context) or intern_value(context)
+        self.exten = exten
+        number = _INTS.get(priority)
+        self.priority = number if number is not None else to_int(priority)
         self.application = ""
         self.app_data = ""
         self.bridge = None
@@ -190,69 +194,87 @@ class Channel:
 
     # --- updating ----------------------------------------------------------------------------
 
-    def update(self, snapshot: ChannelSnapshot, now: float) -> list[str] | None:
+    def update(self, snapshot: ChannelSnapshot, clock: IReactorTime) -> list[str] | None:
         """
         Take the fields of ``snapshot``; return the names of those that
-        changed (`None` if none did).  Sets `answered` the first time the
-        state is Up.
+        changed (`None` if none did).  Sets `answered` (from ``clock``) the
+        first time the state is Up.
         """
+        # One event per channel change: this is the model's hottest code, so
+        # it is written out rather than looped over a field table.
+        (
+            name,
+            state_text,
+            desc,
+            caller_num,
+            caller_name,
+            connected_num,
+            connected_name,
+            language,
+            account,
+            context,
+            exten,
+            priority_text,
+            _,
+            linkedid,
+        ) = snapshot
         changed: list[str] | None = None
-        value = snapshot[NAME]
-        if value != self.name:
-            self.name = value
+        if name != self.name:
+            self.name = name
             changed = ["name"]
-        value = snapshot[STATE]
-        state = to_int(value)
+        state = _INTS.get(state_text)
+        if state is None:
+            state = to_int(state_text)
         if state != self.state:
             self.state = state
-            self.state_desc = intern_value(snapshot[STATE_DESC])
+            self.state_desc = intern_value(desc)
             if changed is None:
-                changed = ["state", "state_desc"]
-            else:
-                changed += ("state", "state_desc")
+                changed = []
+            changed += ("state", "state_desc")
             if state == UP and self.answered is None:
-                self.answered = now
+                self.answered = clock.seconds()
                 changed.append("answered")
-        value = snapshot[CALLER_NUM]
-        if value != self.caller_id_num and _caller(value) != self.caller_id_num:
-            self.caller_id_num = _caller(value)
-            changed = [*(changed or ()), "caller_id_num"]
-        value = snapshot[CALLER_NAME]
-        if value != self.caller_id_name and _caller(value) != self.caller_id_name:
-            self.caller_id_name = _caller(value)
-            changed = [*(changed or ()), "caller_id_name"]
-        value = snapshot[CONNECTED_NUM]
-        if value != self.connected_line_num and _caller(value) != self.connected_line_num:
-            self.connected_line_num = _caller(value)
-            changed = [*(changed or ()), "connected_line_num"]
-        value = snapshot[CONNECTED_NAME]
-        if value != self.connected_line_name and _caller(value) != self.connected_line_name:
-            self.connected_line_name = _caller(value)
-            changed = [*(changed or ()), "connected_line_name"]
-        value = snapshot[CONTEXT]
-        if value != self.context:
-            self.context = intern_value(value)
-            changed = [*(changed or ()), "context"]
-        value = snapshot[EXTEN]
-        if value != self.exten:
-            self.exten = intern_value(value)
-            changed = [*(changed or ()), "exten"]
-        priority = to_int(snapshot[PRIORITY])
+        if caller_num == _UNKNOWN:
+            caller_num = ""
+        if caller_num != self.caller_id_num:
+            self.caller_id_num = caller_num
+            changed = (changed or []) + ["caller_id_num"]
+        if caller_name == _UNKNOWN:
+            caller_name = ""
+        if caller_name != self.caller_id_name:
+            self.caller_id_name = caller_name
+            changed = (changed or []) + ["caller_id_name"]
+        if connected_num == _UNKNOWN:
+            connected_num = ""
+        if connected_num != self.connected_line_num:
+            self.connected_line_num = connected_num
+            changed = (changed or []) + ["connected_line_num"]
+        if connected_name == _UNKNOWN:
+            connected_name = ""
+        if connected_name != self.connected_line_name:
+            self.connected_line_name = connected_name
+            changed = (changed or []) + ["connected_line_name"]
+        if context != self.context:
+            self.context = intern_value(context)
+            changed = (changed or []) + ["context"]
+        if exten != self.exten:
+            self.exten = exten
+            changed = (changed or []) + ["exten"]
+        priority = _INTS.get(priority_text)
+        if priority is None:
+            priority = to_int(priority_text)
         if priority != self.priority:
             self.priority = priority
-            changed = [*(changed or ()), "priority"]
-        value = snapshot[LINKEDID]
-        if value != self.linkedid and value:
-            self.linkedid = value
-            changed = [*(changed or ()), "linkedid"]
-        value = snapshot[ACCOUNT]
-        if value != self.account_code:
-            self.account_code = intern_value(value)
-            changed = [*(changed or ()), "account_code"]
-        value = snapshot[LANGUAGE]
-        if value != self.language and value:
-            self.language = intern_value(value)
-            changed = [*(changed or ()), "language"]
+            changed = (changed or []) + ["priority"]
+        if linkedid != self.linkedid and linkedid:
+            self.linkedid = linkedid
+            changed = (changed or []) + ["linkedid"]
+        if account != self.account_code:
+            self.account_code = intern_value(account)
+            changed = (changed or []) + ["account_code"]
+        if language != self.language and language:
+            self.language = intern_value(language)
+            changed = (changed or []) + ["language"]
         return changed
 
     # --- waiting -----------------------------------------------------------------------------

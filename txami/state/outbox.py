@@ -32,7 +32,8 @@ class Outbox:
         self.listeners: list[object] = []
         #: Whether anyone listens (handlers skip recording changes when not).
         self.active = False
-        self._items: list[list[Any]] = []
+        #: What waits for the next flush (a handler flushes only if there is any).
+        self.items: list[list[Any]] = []
         self._updated: dict[object, list[Any]] = {}
         self._fresh: dict[object, list[Any]] = {}
         self._flushing = False
@@ -45,9 +46,6 @@ class Outbox:
         self.listeners.remove(listener)
         self.active = bool(self.listeners)
 
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
     # --- recording ---------------------------------------------------------------------------
 
     def new(self, method: str, obj: object, *more: object) -> None:
@@ -55,7 +53,7 @@ class Outbox:
         if self.active:
             item = [method, (*more, obj)]
             self._fresh[obj] = item
-            self._items.append(item)
+            self.items.append(item)
 
     def updated(self, method: str, obj: object, fields: Iterable[str], *more: object) -> None:
         """``method(*more, obj, changed_fields)``, merged with earlier updates of ``obj``."""
@@ -65,7 +63,7 @@ class Outbox:
         if item is None:
             item = [method, (*more, obj), set(fields)]
             self._updated[obj] = item
-            self._items.append(item)
+            self.items.append(item)
         else:
             item[2].update(fields)
 
@@ -83,17 +81,17 @@ class Outbox:
         if fresh is not None:
             fresh[0] = None
             return
-        self._items.append([method, args])
+        self.items.append([method, args])
 
     def note(self, method: str, *args: object) -> None:
         """``method(*args)`` as it is (``call_merged``, ``synced``, ...)."""
         if self.active:
-            self._items.append([method, args])
+            self.items.append([method, args])
 
     def fire(self, waiters: list[Deferred[Any]], result: object) -> None:
         """Fire ``waiters`` with ``result`` (a value or a `Failure`) at the flush."""
         if waiters:
-            self._items.append([_FIRE, (waiters, result)])
+            self.items.append([_FIRE, (waiters, result)])
 
     # --- delivering --------------------------------------------------------------------------
 
@@ -103,8 +101,8 @@ class Outbox:
             return  # a listener's own change: the loop below picks it up
         self._flushing = True
         try:
-            while self._items:
-                items, self._items = self._items, []
+            while self.items:
+                items, self.items = self.items, []
                 self._updated.clear()
                 self._fresh.clear()
                 for item in items:

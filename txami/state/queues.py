@@ -156,7 +156,7 @@ class QueueTracker:
 
     def _flush(self) -> None:
         outbox = self.store.outbox
-        if outbox:
+        if outbox.items:
             outbox.flush()
 
     # --- events ------------------------------------------------------------------------------

@@ -46,9 +46,11 @@ from txami.state.fields import (
     NAME,
     UNIQUEID,
     ChannelSnapshot,
+    bridge_fields,
     channel_snapshot,
     header,
     intern_value,
+    row_fields,
     text_of,
 )
 from txami.state.grouping import LOCAL, Grouping
@@ -82,23 +84,22 @@ _TOPIC = {
 _BOOT_SLACK = 2.0
 
 
-def _age_order(item: tuple[float, str]) -> tuple[float, int, int, str]:
-    """Oldest first: by age, then by Uniqueid (``<seconds>.<counter>``) as numbers."""
-    age, uniqueid = item
-    seconds, _, counter = uniqueid.rpartition(".")
-    seconds = seconds.rpartition("-")[2]  # a system name may prefix it
-    if seconds.isdigit() and counter.isdigit():
-        return (-age, int(seconds), int(counter), uniqueid)
-    return (-age, 0, 0, uniqueid)
+_DURATIONS: dict[str, float] = {}
 
 
 def _duration(text: str) -> float:
     """Seconds in CoreShowChannel's ``HH:MM:SS`` (0 if unreadable)."""
+    found = _DURATIONS.get(text)
+    if found is not None:
+        return found
     try:
         hours, minutes, seconds = text.split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+        found = float(int(hours) * 3600 + int(minutes) * 60 + int(seconds))
     except ValueError:
-        return 0.0
+        found = 0.0
+    if len(_DURATIONS) < 4096:
+        _DURATIONS[text] = found
+    return found
 
 
 class Sync:
@@ -196,7 +197,7 @@ class Sync:
 
     def _flush(self) -> None:
         outbox = self.store.outbox
-        if outbox:
+        if outbox.items:
             outbox.flush()
 
     # --- the sync ----------------------------------------------------------------------------
@@ -302,19 +303,14 @@ class Sync:
 
     def _bridge_list(self, response: Message, session: int, limits: dict[str, str]) -> None:
         listed = set()
+        tombstones = self.store.bridge_tombstones
+        described = self.bridges.described
         for row in response.events:
-            text = text_of(row)
-            uniqueid = header(row, "BridgeUniqueid", text)
-            if not uniqueid or uniqueid in self.store.bridge_tombstones:
+            fields = bridge_fields(row)
+            if fields is None or not fields[0] or fields[0] in tombstones:
                 continue
-            listed.add(uniqueid)
-            self.bridges.described(
-                uniqueid,
-                header(row, "BridgeType", text) or "",
-                header(row, "BridgeTechnology", text) or "",
-                header(row, "BridgeCreator", text) or "",
-                header(row, "BridgeName", text) or "",
-            )
+            listed.add(fields[0])
+            described(*fields)
         for uniqueid, bridge in list(self.store.bridges.items()):
             if uniqueid not in listed:
                 reason = GONE_DISCONNECTED if bridge in self._known_before else GONE_NOT_LISTED
@@ -325,57 +321,58 @@ class Sync:
     ) -> Deferred[None] | None:
         store = self.store
         now = store.clock.seconds()
-        rows: dict[str, tuple[ChannelSnapshot, Message, str]] = {}
-        has_bridge_ids = True
+        rows: dict[str, tuple[ChannelSnapshot, tuple[str | None, ...]]] = {}
+        tombstones = store.channel_tombstones
         for row in response.events:
-            text = text_of(row)
-            snapshot = channel_snapshot(row, "", text)
-            if snapshot is None or snapshot[UNIQUEID] in store.channel_tombstones:
-                continue
-            rows[snapshot[UNIQUEID]] = (snapshot, row, text)
+            found_row = row_fields(row)
+            if found_row is not None and found_row[0][UNIQUEID] not in tombstones:
+                rows[found_row[0][UNIQUEID]] = found_row
         for uniqueid, channel in list(store.channels.items()):
             if uniqueid not in rows:
                 self.channels.gone(channel, self._absent_reason(uniqueid))
         halves: dict[str, Channel] = {}
         found: list[Channel] = []
-        ages = sorted(
-            (
-                (_duration(header(row, "Duration", text) or ""), uniqueid)
-                for uniqueid, (_, row, text) in rows.items()
-            ),
-            key=_age_order,
-        )
-        for age, uniqueid in ages:
-            snapshot, row, text = rows[uniqueid]
+        has_bridge_ids = True
+        create = self.channels.create
+        bridges = store.bridges
+        for uniqueid, (snapshot, (application, app_data, age, bridge_id)) in rows.items():
             known = store.channels.get(uniqueid)
             if known is None:
-                channel = self.channels.create(snapshot, False, now - age, group=False)
+                # New: set directly (channel_new shows it whole) and group
+                # below, once every channel of the list is known.
+                channel = create(snapshot, False, now - _duration(age or ""), group=False)
                 channel._born = True
                 found.append(channel)
+                if application is not None:
+                    channel.application = intern_value(application)
+                    channel.app_data = app_data or ""
+                if bridge_id:
+                    bridge = bridges.get(bridge_id) or self.bridges.described(bridge_id)
+                    if bridge is not None:
+                        bridge.channels.append(channel)
+                        channel.bridge = bridge
+                elif bridge_id is None:
+                    has_bridge_ids = False
             else:
                 channel = known
                 self.channels.seen(snapshot)
                 if not channel._born:
                     # First seen in an event: the list tells its real age (once).
                     channel._born = True
-                    self.channels.set_field(channel, "created", now - age)
-            if channel.state == UP and channel.answered is None:
-                self.channels.set_field(channel, "answered", channel.created)
-            application = header(row, "Application", text)
-            if application is not None:
-                self.channels.set_field(channel, "application", intern_value(application))
-                self.channels.set_field(
-                    channel, "app_data", header(row, "ApplicationData", text) or ""
-                )
-            bridge_id = header(row, "BridgeId", text)
-            if bridge_id is None:
-                has_bridge_ids = False
-            elif bridge_id:
-                bridge = self.bridges.described(bridge_id)
-                if bridge is not None:
-                    self.bridges.join(channel, bridge)
-            elif channel.bridge is not None:
-                self.bridges.leave(channel, channel.bridge)
+                    self.channels.set_field(channel, "created", now - _duration(age or ""))
+                if channel.state == UP and channel.answered is None:
+                    self.channels.set_field(channel, "answered", channel.created)
+                if application is not None:
+                    self.channels.set_field(channel, "application", intern_value(application))
+                    self.channels.set_field(channel, "app_data", app_data or "")
+                if bridge_id is None:
+                    has_bridge_ids = False
+                elif bridge_id:
+                    bridge = bridges.get(bridge_id) or self.bridges.described(bridge_id)
+                    if bridge is not None:
+                        self.bridges.join(channel, bridge)
+                elif channel.bridge is not None:
+                    self.bridges.leave(channel, channel.bridge)
             name = snapshot[NAME]
             if name.startswith("Local/") and name[-2:] in (";1", ";2"):
                 other = halves.pop(name[:-1] + ("2" if name[-1] == "1" else "1"), None)
@@ -384,6 +381,9 @@ class Sync:
                 else:
                     halves[name] = channel
         self.grouping.adopt(found)
+        for bridge in {c.bridge for c in found if c.bridge is not None}:
+            self.store.outbox.updated("bridge_updated", bridge, ("channels",))
+            self.grouping.bridge_call(bridge)
         if not has_bridge_ids:
             return self._bridge_infos(session)
         return None

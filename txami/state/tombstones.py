@@ -15,48 +15,41 @@ from __future__ import annotations
 __all__ = ["Tombstones"]
 
 
-class Tombstones:
-    """Recently ended ids with their expiry times, oldest first."""
+class Tombstones(dict[str, float]):
+    """
+    Recently ended ids -> their expiry times, oldest first.  A dict, so that
+    the checks on every event and list row (``key in tombstones``) cost no
+    Python call; change it only through `add`, `discard` and `clear`.
+    """
 
-    __slots__ = ("_expiry", "limit", "seconds")
+    __slots__ = ("limit", "seconds")
 
     def __init__(self, seconds: float, limit: int) -> None:
         if seconds < 0 or limit < 0:
             raise ValueError("tombstone time and count must not be negative")
+        super().__init__()
         self.seconds = seconds
         self.limit = limit
-        self._expiry: dict[str, float] = {}
 
     def add(self, key: str, now: float) -> None:
         """Remember ``key`` until ``now + seconds``; forget expired and surplus ones."""
-        expiry = self._expiry
-        if key in expiry:
-            del expiry[key]
+        if key in self:
+            del self[key]
         if self.limit == 0 or self.seconds == 0:
             return
-        expiry[key] = now + self.seconds
-        if len(expiry) > self.limit:
-            del expiry[next(iter(expiry))]
+        self[key] = now + self.seconds
+        if len(self) > self.limit:
+            del self[next(iter(self))]
         self.purge(now)
 
     def purge(self, now: float) -> None:
         """Forget the tombstones that have expired."""
-        expiry = self._expiry
-        while expiry:
-            oldest = next(iter(expiry))
-            if expiry[oldest] > now:
+        while self:
+            oldest = next(iter(self))
+            if self[oldest] > now:
                 break
-            del expiry[oldest]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._expiry
+            del self[oldest]
 
     def discard(self, key: str) -> None:
         """Forget ``key`` (it lives again: an assigned ChannelId reused)."""
-        self._expiry.pop(key, None)
-
-    def clear(self) -> None:
-        self._expiry.clear()
-
-    def __len__(self) -> int:
-        return len(self._expiry)
+        self.pop(key, None)
