@@ -106,6 +106,17 @@ class ReplayTests(SynchronousTestCase):
             started = Counter(key for method, key, _ in calls if method == "call_new")
             self.assertEqual(max(started.values(), default=1), 1, f"{name}: a call id reused")
 
+    def test_no_call_flickers(self) -> None:
+        """Without transfers, until the hang-ups each call starts once and none is merged."""
+        for name, calls in (("originate", 2), ("bridged", 2), ("optimize", 1), ("queue", 1)):
+            replay = Replay(name)
+            replay.run()
+            self.assertEqual(replay.recorder.of("call_merged"), [], name)
+            log = replay.recorder.calls
+            first_gone = next(i for i, (method, _, _) in enumerate(log) if method == "channel_gone")
+            started = [key for method, key, _ in log[:first_gone] if method == "call_new"]
+            self.assertEqual(len(started), calls, name)
+
     def test_everything_ends(self) -> None:
         """Every capture hangs up what it made: no channel or call is left in the model."""
         for name in CAPTURES:

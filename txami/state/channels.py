@@ -122,6 +122,18 @@ class ChannelTracker:
             linkedid = snapshot[LINKEDID]
             if linkedid and linkedid != channel.uniqueid:
                 requested_by = store.channels.get(linkedid)
+                name = channel.name
+                if (
+                    requested_by is not None
+                    and name.endswith(";2")
+                    and requested_by.name == name[:-1] + "1"
+                ):
+                    # The ;2 half of a Local channel that ;1 requested: its peer
+                    # (it joins ;1's call on linking).
+                    if requested_by.call is None:
+                        self.grouping.added(channel)
+                    self.grouping.link(channel, requested_by, LOCAL)
+                    return channel
         self.grouping.added(channel, requested_by)
         return channel
 
@@ -184,17 +196,40 @@ class ChannelTracker:
             self._flush()
 
     def on_snapshot(self, event: Message) -> None:
+        # The commonest event (Newstate, NewCallerid, ...): the known-channel
+        # path of `seen` is written out here.
         snapshot = channel_snapshot(event)
-        if snapshot is not None:
+        if snapshot is None:
+            return
+        store = self.store
+        channel = store.channels.get(snapshot[UNIQUEID])
+        if channel is None:
             self.seen(snapshot)
-            self._flush()
+        else:
+            changed = channel.update(snapshot, store.clock)
+            if changed is not None:
+                self._changed(channel, changed)
+            if store.unconfirmed:
+                store.unconfirmed.discard(channel.uniqueid)
+        outbox = store.outbox
+        if outbox.items:
+            outbox.flush()
 
     def on_newexten(self, event: Message) -> None:
         found = newexten_fields(event)
         if found is None:
             return
         snapshot, (application, data) = found
-        channel = self.seen(snapshot)
+        store = self.store
+        channel = store.channels.get(snapshot[UNIQUEID])
+        if channel is None:
+            channel = self.seen(snapshot)
+        else:
+            changed = channel.update(snapshot, store.clock)
+            if changed is not None:
+                self._changed(channel, changed)
+            if store.unconfirmed:
+                store.unconfirmed.discard(channel.uniqueid)
         if channel is not None:
             if application is not None and application != channel.application:
                 channel.application = intern_value(application)

@@ -131,6 +131,8 @@ def _pattern(prefix: str, tail: str = "") -> Callable[[str], re.Match[str] | Non
 
 
 _SNAPSHOT = _pattern("")
+_NEWEXTEN_SEARCH = _pattern("", _NEWEXTEN)
+_ROW_SEARCH = _pattern("", _ROW)
 
 _BRIDGE_KEYS = ("BridgeUniqueid", "BridgeType", "BridgeTechnology", "BridgeCreator", "BridgeName")
 _BRIDGES: dict[str, Callable[[str], re.Match[str] | None]] = {}
@@ -207,10 +209,14 @@ def _slow_snapshot(message: Message, prefix: str) -> ChannelSnapshot | None:
 
 
 def _with_tail(
-    message: Message, tail: str, names: tuple[str, ...]
+    message: Message,
+    search: Callable[[str], re.Match[str] | None],
+    names: tuple[str, ...],
 ) -> tuple[ChannelSnapshot, tuple[str | None, ...]] | None:
-    text = text_of(message)
-    match = _pattern("", tail)(text)
+    text = message._text
+    if text is None:
+        text = text_of(message)
+    match = search(text)
     if match is not None:
         values = match.groups()
         snapshot = values[:14]
@@ -227,7 +233,7 @@ def newexten_fields(
     message: Message,
 ) -> tuple[ChannelSnapshot, tuple[str | None, ...]] | None:
     """A ``Newexten`` event's snapshot and its ``(Application, AppData)``."""
-    return _with_tail(message, _NEWEXTEN, ("Application", "AppData"))
+    return _with_tail(message, _NEWEXTEN_SEARCH, ("Application", "AppData"))
 
 
 def row_fields(message: Message) -> tuple[ChannelSnapshot, tuple[str | None, ...]] | None:
@@ -236,7 +242,9 @@ def row_fields(message: Message) -> tuple[ChannelSnapshot, tuple[str | None, ...
     ApplicationData, Duration, BridgeId)``, each `None` if absent (Asterisk
     12.0 to 12.6 send neither of them).
     """
-    return _with_tail(message, _ROW, ("Application", "ApplicationData", "Duration", "BridgeId"))
+    return _with_tail(
+        message, _ROW_SEARCH, ("Application", "ApplicationData", "Duration", "BridgeId")
+    )
 
 
 def header(message: Message, name: str, text: str | None = None) -> str | None:

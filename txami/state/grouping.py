@@ -53,6 +53,9 @@ def _age(channel: Channel) -> tuple[float, int, str, int]:
 
 
 def _neighbours(channel: Channel) -> Iterator[Channel]:
+    peer = channel._peer
+    if peer is not None:
+        yield peer
     links = channel._links
     if links:
         yield from links
@@ -96,7 +99,7 @@ class Grouping:
 
     # --- calls -------------------------------------------------------------------------------
 
-    def _new_call(self, channels: Iterable[Channel]) -> Call:
+    def _new_call(self, channels: Iterable[Channel], follow: bool = True) -> Call:
         members = list(channels)
         if len(members) > 1:
             members.sort(key=_age)
@@ -121,7 +124,8 @@ class Grouping:
             channel.call = call
             if previous is not None:
                 outbox.updated("channel_updated", channel, ("call",))
-        self._bridges_follow(members)
+        if follow:
+            self._bridges_follow(members)
         return call
 
     def _bridges_follow(self, channels: Iterable[Channel]) -> None:
@@ -221,6 +225,11 @@ class Grouping:
                 if other_links is not None:
                     other_links.pop(channel, None)
             channel._links = None
+        peer = channel._peer
+        if peer is not None:
+            if peer._peer is channel:
+                peer._peer = None
+            channel._peer = None
         call = channel.call
         if call is None:
             return
@@ -229,7 +238,7 @@ class Grouping:
             self._end(call, reason)
             return
         self.store.outbox.updated("call_updated", call, ("channels",))
-        if links or len(call._channels) > 1:
+        if len(call._channels) > 1:
             self._split(call)
 
     # --- links -------------------------------------------------------------------------------
@@ -237,6 +246,11 @@ class Grouping:
     def link(self, one: Channel, other: Channel, kind: int) -> None:
         """Link two channels (``kind`` is one of the link bits); merge their calls."""
         if one is other:
+            return
+        if kind == LOCAL:
+            one._peer = other
+            other._peer = one
+            self._connect(one, other)
             return
         links = one._links
         if links is None:
@@ -290,6 +304,8 @@ class Grouping:
 
     def linked(self, one: Channel, other: Channel, kind: int) -> bool:
         """Whether link ``kind`` joins the two channels."""
+        if kind == LOCAL:
+            return one._peer is other
         links = one._links
         return bool(links and links.get(other, 0) & kind)
 
@@ -327,7 +343,8 @@ class Grouping:
         """
         Give calls to channels that have none yet (found by a sync): each
         connected group joins the call it touches (merging several, if it
-        links them), or becomes a new call.
+        links them), or becomes a new call.  The caller then sets the
+        ``call`` of the bridges those channels are in (`bridge_call`).
         """
         for channel in channels:
             if channel.call is not None:
@@ -341,6 +358,8 @@ class Grouping:
                 index += 1
                 links = current._links
                 others: list[Channel] = list(links) if links else []
+                if current._peer is not None:
+                    others.append(current._peer)
                 bridge = current.bridge
                 if bridge is not None and bridge.connects:
                     others += bridge.channels
@@ -352,7 +371,7 @@ class Grouping:
                         seen.add(other)
                         group.append(other)
             if not calls:
-                self._new_call(group)
+                self._new_call(group, follow=False)  # the caller sets the bridges' calls
                 continue
             call = min(calls, key=lambda c: c._seq)
             for touched in calls:

@@ -90,6 +90,7 @@ class Channel:
     __slots__ = (
         "_born",
         "_links",
+        "_peer",
         "_seq",
         "_waiters",
         "account_code",
@@ -138,7 +139,10 @@ class Channel:
     created: float
     answered: float | None
     hangup_cause: int | None
+    #: Other channels linked to this one (dials, ...), with the link kinds as bits.
     _links: dict[Channel, int] | None
+    #: The other half of a Local channel (kept apart from `_links`: every Local has one).
+    _peer: Channel | None
     _waiters: Waiters | None
     _seq: int
     #: Whether `created` is known (a Newchannel was seen, or a list told the age).
@@ -184,6 +188,7 @@ class Channel:
         self.answered = now if self.state == UP else None
         self.hangup_cause = None
         self._links = None
+        self._peer = None
         self._waiters = None
         self._seq = seq
         self._born = False

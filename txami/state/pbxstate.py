@@ -69,8 +69,8 @@ class PBXState:
         ami: AMIFactory | AMIProtocol,
         *,
         clock: IReactorTime | None = None,
-        tombstone_seconds: float = 30.0,
-        max_tombstones: int = 4096,
+        tombstone_seconds: float = 10.0,
+        max_tombstones: int = 2048,
     ) -> None:
         if isinstance(ami, AMIFactory):
             self._factory: AMIFactory | None = ami

@@ -42,7 +42,7 @@ class Store:
         self.bridge_tombstones = Tombstones(tombstone_seconds, max_tombstones)
         #: Ids of calls that ended lately: not given to a new call, so an id
         #: never names two calls within that time.
-        self.retired_calls = Tombstones(tombstone_seconds, max_tombstones)
+        self.retired_calls = Tombstones(tombstone_seconds, max_tombstones // 2)
         #: Uniqueid -> names of the queues a channel waits in (for its hangup).
         self.queued: dict[str, list[str]] = {}
         #: Channels known when the current session began and not heard of since:

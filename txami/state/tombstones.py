@@ -47,8 +47,9 @@ class Tombstones(dict[str, float]):
         while self:
             oldest = next(iter(self))
             if self[oldest] > now:
-                break
+                return
             del self[oldest]
+        self.clear()  # an emptied dict keeps its table until cleared
 
     def discard(self, key: str) -> None:
         """Forget ``key`` (it lives again: an assigned ChannelId reused)."""
