@@ -302,6 +302,17 @@ class ReconnectTests(SynchronousTestCase):
         self.assertIsNot(self.state.channels["100.1"], old)
         self.assertEqual({why for _, why in self.log.of("channel_gone")}, {GONE_RESTART})
 
+    def test_core_status_has_the_last_word(self) -> None:
+        """An Uptime that shows no restart does not stop CoreStatus from showing one."""
+        pair(self.data, 1)
+        self.connect(booted_at=-100)
+        old = self.state.channels["100.1"]
+        self.drop()
+        self.data.startup = ("2026-01-01", "10:00:01")
+        self.connect(booted_at=-100)
+        self.assertIsNot(self.state.channels["100.1"], old)
+        self.assertEqual({why for _, why in self.log.of("channel_gone")}, {GONE_RESTART})
+
     def test_no_restart_when_uptime_continues(self) -> None:
         """An Uptime that goes on from before keeps every object."""
         pair(self.data, 1)

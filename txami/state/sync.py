@@ -81,7 +81,8 @@ _TOPIC = {
 }
 
 #: Seconds a boot may seem to precede the end of the last session and still be a restart.
-_BOOT_SLACK = 2.0
+#: How much later than its real boot `FullyBooted`'s whole-second Uptime can date it.
+_BOOT_SLACK = 1.0
 
 
 _DURATIONS: dict[str, float] = {}
@@ -155,7 +156,10 @@ class Sync:
 
     def session_ended(self) -> None:
         """The session's connection is gone."""
-        self._ended_at = self.store.clock.seconds()
+        if self.complete:
+            # The last moment the old server was known alive (a connection
+            # that never synced, during a restart, tells nothing).
+            self._ended_at = self.store.clock.seconds()
         self._protocol = None
         self.complete = False
 
@@ -166,13 +170,13 @@ class Sync:
             return
         boot = self.store.clock.seconds() - int(uptime)
         self._boot_this_session = True
-        if not self._restart_decided and self._ended_at is not None:
+        # Booted after the last synced session ended: a restart.  (Otherwise
+        # CoreStatus still has its say: a restart within a second of the
+        # previous boot is within this estimate's error.)
+        ended = self._ended_at
+        if not self._restart_decided and ended is not None and boot > ended - _BOOT_SLACK / 2:
             self._restart_decided = True
-            # Booted again since the boot seen before; or, not having seen that,
-            # booted after the last session ended.
-            since = self._boot if self._boot is not None else self._ended_at - 2 * _BOOT_SLACK
-            if boot > since + _BOOT_SLACK:
-                self._restarted("FullyBooted: Uptime " + uptime)
+            self._restarted("FullyBooted: Uptime " + uptime)
         self._boot = boot
 
     def _restarted(self, evidence: str) -> None:
