@@ -9,13 +9,11 @@ events); both are read into the same attributes here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from txami.message import Message
 from txami.state.fields import header, intern_value, to_int
-
-if TYPE_CHECKING:
-    from txami.state.objects import Channel
+from txami.state.objects import Channel
 
 __all__ = [
     "DEVICE_STATES",

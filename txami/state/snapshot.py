@@ -10,10 +10,9 @@ the same form (the daemon's deltas do).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from txami.state.store import Store
+from txami.state.store import Store
 
 __all__ = ["SNAPSHOT_VERSION", "snapshot_of"]
 

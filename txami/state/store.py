@@ -10,17 +10,14 @@ grouping and the sync all work on it.  Nothing here talks to the network.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IReactorTime
 
+from txami.state.device import DeviceState, Hint, PresenceState
+from txami.state.objects import Bridge, Call, Channel
 from txami.state.outbox import Outbox
+from txami.state.queue import Queue
 from txami.state.tombstones import Tombstones
-
-if TYPE_CHECKING:
-    from txami.state.device import DeviceState, Hint, PresenceState
-    from txami.state.objects import Bridge, Call, Channel
-    from txami.state.queue import Queue
 
 __all__ = ["Store"]
 
