@@ -342,6 +342,16 @@ class ReconnectTests(SynchronousTestCase):
         self.assertEqual(gone[1], "hangup")
         self.assertEqual(gone[0].hangup_cause, 17)
 
+    def test_stop_before_the_lists_answer(self) -> None:
+        """Lists answered after stop() change nothing."""
+        pair(self.data, 1)
+        server = self.harness.establish()
+        server.answer_login()
+        self.state.stop()
+        self.data.answer(server)
+        self.assertEqual(dict(self.state.channels), {})
+        self.failureResultOf(self.started, StateStopped)
+
     def test_stop_fails_the_waiters(self) -> None:
         """stop() fails start, when_synced and the objects' when_* Deferreds with StateStopped."""
         pair(self.data, 1)

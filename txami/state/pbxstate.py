@@ -233,6 +233,7 @@ class PBXState:
         self._stopped = error
         self.synced = False
         self._cancel_retry()
+        self._sync.session += 1  # answers still on their way change nothing now
         failure = Failure(error)  # type: ignore[no-untyped-call]
         waiters, self._sync_waiters = self._sync_waiters, []
         for waiter in waiters:
