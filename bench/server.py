@@ -13,6 +13,9 @@ What a connection gets depends on the ``Username`` it logs in with:
 - ``s4``: every action but ``Login``/``Logoff`` is read and never answered; once
   ``--pending`` such actions have arrived, the server sends one
   ``Event: BenchHeld`` so the client knows they all left its buffers.
+- ``s6``: ``CoreShowChannels`` and ``BridgeList`` answer ``--channels``
+  channels and their bridges (`bench.statedata`), as a state model's sync
+  asks; its other actions get errors.
 - anything else: ``Ping`` answers ``Pong``, ``Status`` answers the precomputed
   list, other actions an error.
 
@@ -34,7 +37,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from bench import data
+from bench import data, statedata
 
 PONG = b"Response: Success\r\nActionID: %s\r\nPing: Pong\r\nTimestamp: 1795694721.833487\r\n\r\n"
 LOGIN_OK = b"Response: Success\r\nActionID: %s\r\nMessage: Authentication accepted\r\n\r\n"
@@ -50,6 +53,8 @@ class Payloads:
     stream: bytes  # S1: the event stream
     status_parts: list[bytes]  # S3: one Status answer, split on the ActionID
     pending: int  # S4: held actions before ``Event: BenchHeld``
+    channel_parts: list[bytes] | None = None  # S6: CoreShowChannels, split on the ActionID
+    bridge_parts: list[bytes] | None = None  # S6: its BridgeList
 
 
 def parse_action(block: bytes) -> tuple[bytes, bytes, bytes]:
@@ -120,6 +125,10 @@ class AMIHandler(socketserver.BaseRequestHandler):
                     out.append(reply(PONG, action_id))
                 elif name == b"status":
                     out.append(action_id.join(payloads.status_parts))
+                elif mode == b"s6" and name == b"coreshowchannels" and payloads.channel_parts:
+                    out.append(action_id.join(payloads.channel_parts))
+                elif mode == b"s6" and name == b"bridgelist" and payloads.bridge_parts:
+                    out.append(action_id.join(payloads.bridge_parts))
                 else:
                     out.append(reply(UNKNOWN, action_id))
             if out:
@@ -143,12 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000, help="S1 stream length")
     parser.add_argument("--items", type=int, default=5_000, help="items per Status list")
     parser.add_argument("--pending", type=int, default=10_000, help="S4 held actions")
+    parser.add_argument("--channels", type=int, default=0, help="S6 channels (0: no S6)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)
     payloads = Payloads(
         stream=data.event_stream(args.events),
         status_parts=data.status_list_parts(args.items),
         pending=args.pending,
+        channel_parts=statedata.channel_list_parts(args.channels) if args.channels else None,
+        bridge_parts=statedata.bridge_list_parts(args.channels) if args.channels else None,
     )
     server = AMIServer(payloads, args.port)
     thread = threading.Thread(target=server.serve_forever, name="ami-server", daemon=True)

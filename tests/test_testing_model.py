@@ -88,7 +88,7 @@ class QueueModelTests(Model):
         self.assertEqual(self.pbx.queues["support"].abandoned, 0)
 
     def test_counters_after_a_call(self) -> None:
-        """A 3 s wait and a 10 s talk: completed, hold and talk times, calls taken."""
+        """A 3 s wait and a 10 s talk: completed, hold and talk times (the first call's own), calls taken."""
         self.pause_all()
         caller = self.pbx.incoming_call("600", caller_id="203")
         self.clock.advance(3)
@@ -99,7 +99,7 @@ class QueueModelTests(Model):
         member = queue.members[0]
         self.assertEqual(
             (queue.completed, queue.hold_time, queue.talk_time, queue.abandoned),
-            (1, 0, 10, 0),
+            (1, 3, 10, 0),
         )
         self.assertEqual(
             (member.calls_taken, member.last_call > 0, member.in_call), (1, True, False)

@@ -22,6 +22,22 @@ from txami.keepalive import Keepalive
 from txami.listener import IConnectionListener
 from txami.message import Message
 from txami.protocol import AMIProtocol
+from txami.state import (
+    Bridge,
+    Call,
+    Channel,
+    DeviceState,
+    Hint,
+    IStateListener,
+    ObjectGone,
+    PBXState,
+    PresenceState,
+    Queue,
+    QueueEntry,
+    QueueMember,
+    StateListenerMixin,
+    StateStopped,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -31,15 +47,29 @@ __all__ = [
     "AMIProtocol",
     "ActionTimeout",
     "AuthenticationError",
+    "Bridge",
+    "Call",
+    "Channel",
     "ConnectionLost",
+    "DeviceState",
     "EventDispatcher",
     "EventHandler",
+    "Hint",
     "IConnectionListener",
+    "IStateListener",
     "Keepalive",
     "Message",
     "NotConnected",
+    "ObjectGone",
     "OriginateError",
+    "PBXState",
+    "PresenceState",
     "ProtocolError",
+    "Queue",
+    "QueueEntry",
+    "QueueMember",
+    "StateListenerMixin",
+    "StateStopped",
     "TxamiError",
     "__version__",
     "connect",

@@ -36,7 +36,7 @@ from txami.testing.timers import Timers
 __all__ = ["CallsMixin", "Dialing", "OriginateCallback"]
 
 #: Outcome callback of `CallsMixin.originate`: ``(answered, reason, channel)``.
-OriginateCallback = Callable[[bool, int, "Channel | None"], None]
+OriginateCallback = Callable[[bool, int, Channel | None], None]
 
 #: OriginateResponse ``Reason`` -> (``DialStatus``, hangup cause) of a failed call.
 _FAILURES = {

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+import txami.testing.pbx.channels
 from txami.testing.pbx.channels import CAUSES, Channel, Snapshot, parse_caller_id
 from txami.testing.permissions import event_class
 from txami.testing.timers import Timers
@@ -90,7 +91,8 @@ class PBXCore:
         self.clock: IReactorTime = timers.clock
         self.emit_hook = emit
         #: Live channels by name.
-        self.channels: dict[str, Channel] = {}
+        # Qualified, so the API reference does not confuse it with txami.Channel.
+        self.channels: dict[str, txami.testing.pbx.channels.Channel] = {}
         #: The next channel sequence number (the ``-0000000a`` in channel names).
         self.channel_sequence = 0
         self._uniqueid_counter = 0

@@ -394,7 +394,10 @@ class QueuesMixin(DialplanMixin):
         position = self._leave(queue, caller)
         self.set_channel_var(caller, "QUEUEPOSITION", str(position))
         self._wait_variables(caller, waited)
-        queue.hold_time = (queue.hold_time * 3 + int(waited)) >> 2
+        if queue.completed + queue.abandoned == 0:  # app_queue's recalc_holdtime
+            queue.hold_time = int(waited)
+        else:
+            queue.hold_time = (queue.hold_time * 3 + int(waited)) >> 2
         ring_time = 0
         self.emit(
             "AgentConnect",
