@@ -30,7 +30,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from txami.actions import EVENT, RAW, RESPONSE, AMIActions
+from txami.actions import EVENT, LISTING, RAW, RESPONSE, AMIActions
+from txami.compat import MODERN, AMIVersion, ServerRules, rules_for
 from txami.dispatch import EventDispatcher, EventHandler
 from txami.errors import (
     ActionTimeout,
@@ -46,6 +47,7 @@ from txami.message import (
     _check_safe,
     _from_pairs,
     _from_text,
+    _parse_lines,
     encode_action,
     new_action_id,
 )
@@ -61,12 +63,17 @@ _LIST: Final = 1  # the rest of its list: events with its ActionID up to ``Event
 _LATE: Final = 5  # timed out before its response: a late list must still be swallowed
 _DRAIN: Final = 4  # timed out mid-list: swallow the rest of the list
 _TIMED_OUT: Final = frozenset({_LATE, _DRAIN})
+#: The modes of an action whose response has not arrived (see `_unmatched_response`).
+_AWAITING_RESPONSE: Final = frozenset({RESPONSE, LISTING, _LATE})
 
 _SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
 _DELIMITER: Final = b"\r\n\r\n"
 _END_COMMAND: Final = "--END COMMAND--"
 _BANNER_MAX: Final = 1024  # the longest banner line read
-_FOLLOWS_HEADERS: Final = frozenset({"response", "privilege", "actionid", "message"})
+#: The header lines of a pre-14 Command answer, in the order Asterisk writes them.
+_FOLLOWS_HEADERS: Final = ("response", "privilege", "actionid")
+#: How the CLI of every release answers an unknown command.
+_NO_SUCH_COMMAND: Final = "No such command '"
 
 
 def abort_connection(transport: Any) -> None:
@@ -105,7 +112,9 @@ class _Pending:
         self.timeout = timeout
         self.deadline = 0.0
         self.mode = RESPONSE
-        self.awaited: str | None = None
+        # EVENT: the lower-case event name awaited; LISTING/_LIST: the lower-case
+        # names of the events that may end the list besides ``EventList: Complete``.
+        self.awaited: str | tuple[str, ...] | None = None
         self.untagged: str | None = None
         self.response: Message | None = None
         self.items: list[Message] | None = None
@@ -115,18 +124,24 @@ def _parse_follows(text: str) -> Message:
     """
     Turn a pre-14 ``Response: Follows`` Command answer into a message whose
     output lines are ``Output`` headers, as Asterisk 14+ sends them.
+
+    Asterisk writes ``Response: Follows``, ``Privilege: Command`` and the
+    ActionID (when the action had one) in that order, then the CLI's text:
+    only those lines are headers, so output that looks like a header (a first
+    line ``Message: ...``) stays output.
     """
     pairs: list[tuple[str, str]] = []
     pos = 0
-    while True:
+    for expected in _FOLLOWS_HEADERS:
         end = text.find("\r\n", pos)
         if end < 0:
             break
         name, colon, value = text[pos:end].partition(":")
-        if not colon or name.lower() not in _FOLLOWS_HEADERS:
+        if colon and name.lower() == expected:
+            pairs.append((name, value[1:] if value.startswith(" ") else value))
+            pos = end + 2
+        elif expected != "privilege":  # without Privilege, the ActionID may come second
             break
-        pairs.append((name, value[1:] if value.startswith(" ") else value))
-        pos = end + 2
     body = text[pos:]
     marker = body.rfind(_END_COMMAND)
     if marker >= 0:
@@ -137,6 +152,14 @@ def _parse_follows(text: str) -> Message:
             lines.pop()
         pairs.extend(("Output", line[:-1] if line.endswith("\r") else line) for line in lines)
     return _from_pairs(pairs)
+
+
+def _no_such_command(response: Message) -> bool:
+    """Whether a pre-14 Command answer is the CLI's complaint about an unknown command."""
+    for name, value in response.pairs():
+        if name == "Output" and value.strip():
+            return value.startswith(_NO_SUCH_COMMAND)
+    return False
 
 
 class AMIProtocol(AMIActions, LineReceiver):
@@ -160,8 +183,9 @@ class AMIProtocol(AMIActions, LineReceiver):
     #: The default per-action timeout in seconds.
     timeout = 30.0
 
-    #: The AMI protocol version from the banner (``"9.0.0"`` for Asterisk 20), once read.
-    ami_version: str | None = None
+    #: The AMI protocol version from the banner (``"9.0.0"`` for Asterisk 20), once
+    #: read: a `str` that compares by its numbers (``protocol.ami_version < "2.7"``).
+    ami_version: AMIVersion | None = None
     #: The whole banner line, once read.
     banner: str | None = None
 
@@ -186,6 +210,10 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._deadlines: list[tuple[float, str]] = []
         self._timer: IDelayedCall | None = None
         self._claimers = 0
+        # The old-server rules the banner calls for (txami.compat); the table of
+        # list actions is kept apart as `_send` reads it for every action.
+        self._rules: ServerRules = MODERN
+        self._list_ends = MODERN.list_ends
         self._untagged: list[_Pending] = []
         self._raw: list[_Pending] = []
         self._raw_size = 0
@@ -311,8 +339,157 @@ class AMIProtocol(AMIActions, LineReceiver):
             _log.warn("the server sent no banner; reading messages at once")
             return buffer
         self.banner = line.decode("utf-8", "replace")
-        self.ami_version = self.banner.rpartition("/")[2] or None
+        version = self.banner.rpartition("/")[2]
+        self.ami_version = AMIVersion(version) if version else None
+        rules = rules_for(self.ami_version)
+        if not rules.modern:
+            self._use_rules(rules)
         return buffer[end + 2 :]
+
+    # --- old servers (txami.compat) ------------------------------------------------------
+
+    def _use_rules(self, rules: ServerRules) -> None:
+        """
+        Follow the old-server ``rules``.  Most of them act only where a modern
+        server's traffic never goes (an error status, a response nobody waits
+        for, a block that is neither a response nor an event); the one that
+        looks at every block is installed here, for the servers that need it.
+        """
+        _log.debug("AMI {version}: following the rules of older servers", version=rules.version)
+        self._rules = rules
+        self._list_ends = ends = rules.list_ends
+        for entry in self._pending.values():  # actions sent before the banner arrived
+            if entry.mode == RESPONSE and entry.action.lower() in ends:
+                entry.mode = LISTING
+                entry.awaited = ends[entry.action.lower()]
+        if rules.unterminated_answers:
+            self.lineReceived = self._unterminated_line_received  # type: ignore[method-assign]
+            self._receive = self._unterminated_receive  # type: ignore[method-assign]
+            # The read that brought the banner goes on in the plain `_receive`:
+            # have `dataReceived` pass once more, through the new one.
+            self._reentered = True
+
+    def _unterminated_line_received(self, line: bytes) -> None:
+        """`lineReceived` for servers whose short answers may lack their blank line."""
+        while self._follows is None and not self._stopped:
+            shape = self._unterminated_start(line)
+            if shape is None or len(line) == len(shape):
+                break
+            line = line[len(shape) :]
+            AMIProtocol.lineReceived(self, shape[:-2])
+        if not self._stopped:
+            AMIProtocol.lineReceived(self, line)
+
+    def _unterminated_receive(self, data: bytes) -> None:
+        """
+        `_receive`, then take the unterminated answers that start what is left
+        in the buffer: each is a whole answer, so waiting for more cannot
+        change it, and the server may send nothing more for a while.
+        """
+        AMIProtocol._receive(self, data)
+        while self._follows is None and not self._stopped and not self.paused:
+            buffer = self._buffer
+            shape = self._unterminated_start(buffer)
+            if shape is None:
+                return
+            self._buffer = buffer[len(shape) :]
+            AMIProtocol.lineReceived(self, shape[:-2])
+
+    def _unterminated_start(self, data: bytes) -> bytes | None:
+        """
+        The unterminated answer ``data`` starts with, and the line ends left
+        before it by the answer ahead (taken at once, before its blank line
+        came): ``data``'s prefix to cut off, or `None`.
+        """
+        stripped = data.lstrip(b"\r\n")
+        for shape in self._rules.unterminated_answers:
+            if stripped.startswith(shape):
+                return data[: len(data) - len(stripped) + len(shape)]
+        return None
+
+    def _unmatched_response(self, response: Message) -> _Pending | None:
+        """
+        The action a response with no pending ActionID answers: on servers
+        that answer some actions without ActionID, a response without any is
+        the oldest action's still waiting for its response; else none.
+        """
+        action_id = response.action_id
+        if action_id is None:
+            if self._rules.untagged_answers:
+                for entry in self._pending.values():
+                    mode = entry.mode
+                    if mode in _AWAITING_RESPONSE or (mode == EVENT and entry.response is None):
+                        return entry
+            _log.warn("skipping a response without ActionID: {response!r}", response=response)
+        else:
+            _log.debug(
+                "dropping a response to ActionID {action_id!r}, which is not pending",
+                action_id=action_id,
+            )
+        return None
+
+    def _start_listing(self, entry: _Pending, response: Message) -> None:
+        """A list action that may answer without ``EventList: start`` has succeeded."""
+        entry.mode = _LIST
+        entry.response = response
+        entry.items = []
+        self._claimers += 1
+        eventlist = response.get("EventList")
+        if (eventlist is None or eventlist.lower() != "start") and (
+            entry.action.lower() in self._rules.closing_ping
+        ):
+            self._close_with_ping(entry)
+
+    def _close_with_ping(self, entry: _Pending) -> None:
+        """
+        End ``entry``'s list when a Ping sent now is answered: the server
+        writes an action's whole answer before it reads the next action.
+        """
+
+        def answered(result: Message | Failure) -> None:
+            if isinstance(result, Failure) and not isinstance(result.value, AMIError):
+                return  # no answer: the list ends by its own timeout or the connection's loss
+            if self._pending.get(entry.action_id) is entry and entry.mode == _LIST:
+                self._complete_list(entry, None)
+
+        self._send("Ping", []).addBoth(answered)
+
+    def _loose_block(self, text: str) -> bool:
+        """
+        Take a block that does not start with Response or Event, on servers
+        that send such blocks: by the Response or Event header it holds, or as
+        the bare-text answer to the pending action whose ActionID it holds.
+        Returns whether the block was taken.
+        """
+        pairs = _parse_lines(text, quiet=True)
+        for name, value in pairs:
+            low = name.lower()
+            if low == "response":
+                self._response_received(text, value)
+                return True
+            if low == "event":
+                self._event_received(_from_text(text, "event", value), value)
+                return True
+        action_id = next((v for k, v in pairs if k.lower() == "actionid"), None)
+        entry = self._pending.get(action_id) if action_id is not None else None
+        if entry is None:
+            return False
+        if entry.mode in _TIMED_OUT:
+            self._forget(entry)
+            return True
+        lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+        answer_pairs: list[tuple[str, str]] = []
+        for line in lines:
+            key, colon, value = line.partition(":")
+            if colon and action_id is not None and key.lower() == "actionid":
+                answer_pairs.append((key, value[1:] if value.startswith(" ") else value))
+                action_id = None  # only the first ActionID line is a header
+            else:
+                answer_pairs.append(("Output", line))
+        answer = _from_pairs(answer_pairs)
+        answer.kind = "response"
+        self._succeed(entry, answer)
+        return True
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._protocol_error(
@@ -350,14 +527,19 @@ class AMIProtocol(AMIActions, LineReceiver):
         if not self._claimers or not self._claim(event, name):
             self._dispatch(name, event)
 
-    def _response_received(self, text: str, exact: bool = True) -> None:
-        """Handle a response; ``exact`` means ``text`` starts with ``Response: ``."""
+    def _response_received(self, text: str, status: str | None = None) -> None:
+        """
+        Handle a response: ``text`` starts with ``Response: ``, unless its
+        Response value is given as ``status``.
+        """
         if text.startswith("Response: Follows"):
             if not text.rstrip().endswith(_END_COMMAND):
                 self._follows = [text]
                 self._follows_size = len(text)
                 return
             response = _parse_follows(text)
+            # Before 14 an unknown command still "follows": its text tells.
+            low = "error" if _no_such_command(response) else "follows"
         else:
             start = text.find("\r\nActionID: ")
             if start >= 0:
@@ -368,30 +550,23 @@ class AMIProtocol(AMIActions, LineReceiver):
                     found = found[:-1]
             else:
                 found = None
-            if exact:
+            if status is None:
                 end = text.find("\n", 10)
                 status = text[10:end] if end > 0 else text[10:]
                 if status.endswith("\r"):
                     status = status[:-1]
-                response = _from_text(text, "response", status, found)
-            else:
-                response = _from_text(text, action_id=found)
+            response = _from_text(text, "response", status, found)
+            low = status.lower()
         action_id = response.action_id
         entry = self._pending.get(action_id) if action_id is not None else None
         if entry is None:
-            if action_id is None:
-                _log.warn("skipping a response without ActionID: {response!r}", response=response)
-            else:
-                _log.debug(
-                    "dropping a response to ActionID {action_id!r}, which is not pending",
-                    action_id=action_id,
-                )
-            return
-        status = (response.name or "").lower()
+            entry = self._unmatched_response(response)
+            if entry is None:
+                return
         mode = entry.mode
         if mode in _TIMED_OUT:
             self._late_response(entry, response)
-        elif status not in _SUCCESS:
+        elif low not in _SUCCESS and low not in self._rules.success_words:
             self._fail(entry, AMIError(entry.action, response))
         elif mode == RESPONSE:
             # The substring tests spare most responses a header search.
@@ -404,7 +579,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                 entry.items = []
                 self._claimers += 1
             else:
-                if status == "goodbye":
+                if low == "goodbye":
                     self.logged_in = False
                 del self._pending[entry.action_id]
                 if entry.untagged is not None:
@@ -414,6 +589,8 @@ class AMIProtocol(AMIActions, LineReceiver):
             entry.response = response
         elif mode == RAW:
             self._succeed(entry, response)
+        elif mode == LISTING:
+            self._start_listing(entry, response)
         else:
             _log.debug("dropping a second response to {action_id!r}", action_id=action_id)
 
@@ -425,10 +602,16 @@ class AMIProtocol(AMIActions, LineReceiver):
             action_id=entry.action_id,
         )
         eventlist = response.get("EventList")
-        if entry.mode == _LATE and eventlist is not None and eventlist.lower() == "start":
+        if entry.mode != _LATE:
+            return
+        if (eventlist is not None and eventlist.lower() == "start") or (
+            # An old server's list action answers without EventList: its items follow all the same.
+            entry.awaited is not None
+            and (response.name or "").lower() in _SUCCESS | self._rules.success_words
+        ):
             entry.mode = _DRAIN
             self._claimers += 1
-        elif entry.mode == _LATE:
+        else:
             self._forget(entry)
 
     def _continue_follows(self, text: str) -> None:
@@ -469,7 +652,9 @@ class AMIProtocol(AMIActions, LineReceiver):
         if kind == "event":
             self._event_received(message, message.name or "")
         elif kind == "response" and message.name is not None:
-            self._response_received(text, exact=False)
+            self._response_received(text, message.name)
+        elif self._rules.loose_blocks and self._loose_block(text):
+            pass
         elif self._raw:
             self._raw_size += len(text)
             if self._raw_size > self.MAX_LENGTH:
@@ -503,7 +688,10 @@ class AMIProtocol(AMIActions, LineReceiver):
         mode = entry.mode
         if mode in (_LIST, _DRAIN):
             eventlist = event.get("EventList")
-            if eventlist is not None and eventlist.lower() == "complete":
+            ends = entry.awaited
+            if (eventlist is not None and eventlist.lower() == "complete") or (
+                ends is not None and name.lower() in ends
+            ):
                 self._complete_list(entry, event)
             elif mode == _LIST:
                 self._add_item(entry, event)
@@ -523,14 +711,15 @@ class AMIProtocol(AMIActions, LineReceiver):
             return
         items.append(event)
 
-    def _complete_list(self, entry: _Pending, complete: Message) -> None:
+    def _complete_list(self, entry: _Pending, complete: Message | None) -> None:
+        """End ``entry``'s list with the event ``complete`` (`None`: it has none)."""
         if entry.mode == _DRAIN:
             self._forget(entry)
             return
         response = entry.response
         items = entry.items
         assert response is not None and items is not None
-        announced = complete.get("ListItems")
+        announced = complete.get("ListItems") if complete is not None else None
         if announced is not None and announced.strip() != str(len(items)):
             _log.warn(
                 "{action} list announced {announced} items but {received} arrived",
@@ -568,7 +757,15 @@ class AMIProtocol(AMIActions, LineReceiver):
         """Canceller of every action's Deferred: forget the action (a late answer is dropped)."""
         for entry in self._pending.values():
             if entry.deferred is deferred:
-                self._forget(entry)
+                if (self._rules.untagged_answers or self._banner_pending) and entry.mode in (
+                    RESPONSE,
+                    LISTING,
+                ):
+                    # Its answer may come without ActionID (or the banner, still to come,
+                    # may say so): keep its place in line until its deadline.
+                    entry.mode = _LATE
+                else:
+                    self._forget(entry)
                 return
 
     def _expire(self) -> None:
@@ -587,7 +784,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                     return
                 heapq.heappop(heap)
                 mode = entry.mode
-                if mode in (_LIST, RESPONSE):
+                if mode in (_LIST, RESPONSE, LISTING):
                     # Keep the ActionID for one more period, so that a late
                     # list's items are swallowed instead of reaching the handlers.
                     entry.mode = _DRAIN if mode == _LIST else _LATE
@@ -617,7 +814,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         timeout: float | None = None,
         *,
         mode: int = RESPONSE,
-        awaited: str | None = None,
+        awaited: str | tuple[str, ...] | None = None,
         untagged: str | None = None,
     ) -> Deferred[Message]:
         action_id = None
@@ -642,6 +839,11 @@ class AMIProtocol(AMIActions, LineReceiver):
             return fail(NotConnected(name, "the connection is closing"))
         if timeout is None:
             timeout = self.timeout
+        if mode == RESPONSE and self._list_ends:  # only servers before 13.2 have this table
+            ends = self._list_ends.get(name.lower())
+            if ends is not None:
+                mode = LISTING
+                awaited = ends
         deferred: Deferred[Message] = Deferred(self._canceller)
         entry = _Pending(name, action_id, deferred, timeout)
         if mode != RESPONSE:
