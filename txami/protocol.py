@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from txami import message as _message
 from txami.actions import EVENT, LISTING, RAW, RESPONSE, AMIActions
 from txami.compat import MODERN, AMIVersion, ServerRules, rules_for
 from txami.dispatch import EventDispatcher, EventHandler
@@ -43,13 +45,13 @@ from txami.errors import (
     ProtocolError,
 )
 from txami.message import (
+    _ID_HEAD,
     Message,
     _check_safe,
     _from_pairs,
     _from_text,
     _parse_lines,
     encode_action,
-    new_action_id,
 )
 
 __all__ = ["AMIProtocol"]
@@ -63,6 +65,8 @@ _LIST: Final = 1  # the rest of its list: events with its ActionID up to ``Event
 _LATE: Final = 5  # timed out before its response: a late list must still be swallowed
 _DRAIN: Final = 4  # timed out mid-list: swallow the rest of the list
 _TIMED_OUT: Final = frozenset({_LATE, _DRAIN})
+_DONE: Final = 7  # answered, failed or forgotten: its place in the deadline queue is stale
+_NEVER: Final = float("inf")
 #: The modes of an action whose response has not arrived (see `_unmatched_response`).
 _AWAITING_RESPONSE: Final = frozenset({RESPONSE, LISTING, _LATE})
 
@@ -207,8 +211,14 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._pending: dict[str, _Pending] = {}
         # One bound method for every Deferred, not a new one per action.
         self._canceller = self._cancel
+        # Deadlines: actions whose deadline is no earlier than the last one queued
+        # (all of them, while the timeout stays the same) wait in a FIFO, the
+        # others in a heap; one timer fires at the earliest of both heads.
+        self._fifo: deque[_Pending] = deque()
+        self._fifo_limit = 256
         self._deadlines: list[tuple[float, str]] = []
         self._timer: IDelayedCall | None = None
+        self._timer_at = _NEVER  # when `_timer` fires
         self._claimers = 0
         # The old-server rules the banner calls for (txami.compat); the table of
         # list actions is kept apart as `_send` reads it for every action.
@@ -245,6 +255,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             reason = self._close_reason
         self._not_connected = f"the connection was lost ({reason.getErrorMessage()})"
         pending, self._pending = self._pending, {}
+        self._fifo = deque()
         self._deadlines = []
         self._untagged = []
         self._raw = []
@@ -252,6 +263,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        self._timer_at = _NEVER
         for entry in pending.values():
             if entry.mode not in _TIMED_OUT:
                 entry.deferred.errback(ConnectionLost(entry.action, entry.action_id, reason))
@@ -582,6 +594,11 @@ class AMIProtocol(AMIActions, LineReceiver):
                 if low == "goodbye":
                     self.logged_in = False
                 del self._pending[entry.action_id]
+                fifo = self._fifo
+                if fifo and fifo[0] is entry:
+                    fifo.popleft()
+                else:
+                    entry.mode = _DONE  # its place in the FIFO (if any) is now stale
                 if entry.untagged is not None:
                     self._untagged.remove(entry)
                 entry.deferred.callback(response)
@@ -736,6 +753,12 @@ class AMIProtocol(AMIActions, LineReceiver):
     def _forget(self, entry: _Pending) -> None:
         del self._pending[entry.action_id]
         mode = entry.mode
+        entry.mode = _DONE
+        # Let go of forgotten actions (and so of their Deferreds and results) at the
+        # FIFO's head at once; others wait for the timer or `_compact`.
+        fifo = self._fifo
+        while fifo and fifo[0].mode == _DONE:
+            fifo.popleft()
         if mode in (_LIST, _DRAIN, EVENT):
             self._claimers -= 1
         if entry.untagged is not None and entry in self._untagged:
@@ -769,41 +792,90 @@ class AMIProtocol(AMIActions, LineReceiver):
                 return
 
     def _expire(self) -> None:
-        """Fail every action whose deadline has passed; re-arm for the next one."""
+        """Time out every action whose deadline has passed; re-arm for the next one."""
         self._timer = None
+        self._timer_at = _NEVER
         now = self.clock.seconds()
+        fifo = self._fifo
+        while fifo:
+            entry = fifo[0]
+            if entry.mode == _DONE:
+                fifo.popleft()
+            elif entry.deadline <= now:
+                fifo.popleft()
+                self._time_out(entry, now)
+            else:
+                break
         heap = self._deadlines
         pending = self._pending
         while heap:
             deadline, action_id = heap[0]
-            entry = pending.get(action_id)
-            if entry is not None and entry.deadline == deadline:
-                if deadline > now:
-                    # A callback run below may have armed the timer already.
-                    self._arm(deadline, now)
-                    return
+            entry = pending.get(action_id)  # type: ignore[assignment]
+            if entry is None or entry.deadline != deadline:
+                heapq.heappop(heap)  # answered, or queued again with a later deadline
+            elif deadline <= now:
                 heapq.heappop(heap)
-                mode = entry.mode
-                if mode in (_LIST, RESPONSE, LISTING):
-                    # Keep the ActionID for one more period, so that a late
-                    # list's items are swallowed instead of reaching the handlers.
-                    entry.mode = _DRAIN if mode == _LIST else _LATE
-                    entry.deadline = now + entry.timeout
-                    heapq.heappush(heap, (entry.deadline, action_id))
-                    entry.deferred.errback(ActionTimeout(entry.action, action_id, entry.timeout))
-                elif mode in _TIMED_OUT:
-                    self._forget(entry)
-                else:
-                    self._fail(entry, ActionTimeout(entry.action, action_id, entry.timeout))
+                self._time_out(entry, now)
             else:
-                heapq.heappop(heap)
+                break
+        # Callbacks run above may have armed the timer already: `_arm` keeps the earlier.
+        if fifo:
+            self._arm(fifo[0].deadline, now)
+        if heap:
+            self._arm(heap[0][0], now)
+
+    def _time_out(self, entry: _Pending, now: float) -> None:
+        """``entry``'s deadline has passed (it is out of the deadline queues)."""
+        mode = entry.mode
+        if mode in (_LIST, RESPONSE, LISTING):
+            # Keep the ActionID for one more period, so that a late answer or
+            # list is swallowed instead of reaching the handlers.
+            entry.mode = _DRAIN if mode == _LIST else _LATE
+            self._queue(entry, now + entry.timeout)
+            entry.deferred.errback(ActionTimeout(entry.action, entry.action_id, entry.timeout))
+        elif mode in _TIMED_OUT:
+            self._forget(entry)
+        else:
+            self._fail(entry, ActionTimeout(entry.action, entry.action_id, entry.timeout))
+
+    def _queue(self, entry: _Pending, deadline: float) -> None:
+        """Set ``entry``'s deadline: in the FIFO if that keeps it in order, else in the heap."""
+        entry.deadline = deadline
+        fifo = self._fifo
+        if not fifo or deadline >= fifo[-1].deadline:
+            fifo.append(entry)
+            if len(fifo) > self._fifo_limit:
+                self._compact()
+            self._arm(deadline, self.clock.seconds())
+        else:
+            heap = self._deadlines
+            heapq.heappush(heap, (deadline, entry.action_id))
+            if len(heap) > 2 * len(self._pending) + 256:
+                self._compact()
+            self._arm(deadline, self.clock.seconds())
+
+    def _compact(self) -> None:
+        """Drop the stale places of answered actions from the deadline queues (amortised)."""
+        self._fifo = fifo = deque(e for e in self._fifo if e.mode != _DONE)
+        self._fifo_limit = 2 * len(fifo) + 256
+        pending = self._pending
+        heap = [
+            (deadline, action_id)
+            for deadline, action_id in self._deadlines
+            if (e := pending.get(action_id)) is not None and e.deadline == deadline
+        ]
+        heapq.heapify(heap)
+        self._deadlines = heap
 
     def _arm(self, deadline: float, now: float) -> None:
-        timer = self._timer
-        if timer is None:
-            self._timer = self.clock.callLater(deadline - now, self._expire)
-        elif deadline < timer.getTime():
-            timer.reset(deadline - now)
+        """Have the timer fire at ``deadline`` unless it fires earlier already."""
+        if deadline < self._timer_at:
+            timer = self._timer
+            if timer is None:
+                self._timer = self.clock.callLater(deadline - now, self._expire)
+            else:
+                timer.reset(deadline - now)
+            self._timer_at = deadline
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -824,7 +896,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                 del pairs[index]
                 break
         if action_id is None:
-            action_id = new_action_id()
+            action_id = _ID_HEAD + str(next(_message._id_counter))  # new_action_id(), inline
         else:
             earlier = self._pending.get(action_id)
             if earlier is not None:
@@ -857,16 +929,18 @@ class AMIProtocol(AMIActions, LineReceiver):
         if untagged is not None:
             entry.untagged = untagged.lower()
             self._untagged.append(entry)
-        now = self.clock.seconds()
-        entry.deadline = deadline = now + timeout
         self._pending[action_id] = entry
-        heap = self._deadlines
-        if len(heap) > 2 * len(self._pending) + 256:
-            heap[:] = [(e.deadline, e.action_id) for e in self._pending.values()]
-            heapq.heapify(heap)
+        now = self.clock.seconds()
+        deadline = now + timeout
+        fifo = self._fifo
+        if not fifo or (deadline >= fifo[-1].deadline and len(fifo) < self._fifo_limit):
+            # `_queue`'s common case, inline.
+            entry.deadline = deadline
+            fifo.append(entry)
+            if deadline < self._timer_at:
+                self._arm(deadline, now)
         else:
-            heapq.heappush(heap, (deadline, action_id))
-        self._arm(deadline, now)
+            self._queue(entry, deadline)
         self.actions_sent += 1
         transport.write(data)
         return deferred
