@@ -544,32 +544,44 @@ class AMIProtocol(AMIActions, LineReceiver):
         Handle a response: ``text`` starts with ``Response: ``, unless its
         Response value is given as ``status``.
         """
-        if text.startswith("Response: Follows"):
+        if status is None:
+            end = text.find("\n", 10)
+            if end < 0:
+                status = text[10:]
+            elif text[end - 1] == "\r":
+                status = text[10 : end - 1]
+            else:
+                status = text[10:end]
+        followed: Message | None = None
+        if status == "Success":
+            low = "success"
+        elif text.startswith("Response: Follows"):
             if not text.rstrip().endswith(_END_COMMAND):
                 self._follows = [text]
                 self._follows_size = len(text)
                 return
-            response = _parse_follows(text)
+            followed = _parse_follows(text)
             # Before 14 an unknown command still "follows": its text tells.
-            low = "error" if _no_such_command(response) else "follows"
+            low = "error" if _no_such_command(followed) else "follows"
+        else:
+            low = status.lower()
+        if followed is not None:
+            response = followed
         else:
             start = text.find("\r\nActionID: ")
             if start >= 0:
                 start += 12
                 end = text.find("\n", start)
-                found = text[start:end] if end >= 0 else text[start:]
-                if found.endswith("\r"):
-                    found = found[:-1]
+                if end < 0:
+                    found: str | None = text[start:]
+                elif text[end - 1] == "\r":
+                    found = text[start : end - 1]
+                else:
+                    found = text[start:end]
             else:
                 found = None
-            if status is None:
-                end = text.find("\n", 10)
-                status = text[10:end] if end > 0 else text[10:]
-                if status.endswith("\r"):
-                    status = status[:-1]
             response = _from_text(text, "response", status, found)
-            low = status.lower()
-        action_id = response.action_id
+        action_id = found if followed is None and found is not None else response.action_id
         entry = self._pending.get(action_id) if action_id is not None else None
         if entry is None:
             entry = self._unmatched_response(response)
@@ -582,9 +594,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             self._fail(entry, AMIError(entry.action, response))
         elif mode == RESPONSE:
             # The substring tests spare most responses a header search.
-            eventlist = (
-                response.get("EventList") if "ventList" in text or "ventlist" in text else None
-            )
+            eventlist = response.get("EventList") if "vent" in text else None
             if eventlist is not None and eventlist.lower() == "start":
                 entry.mode = _LIST
                 entry.response = response
