@@ -158,6 +158,19 @@ def _parse_follows(text: str) -> Message:
     return _from_pairs(pairs)
 
 
+#: ``"Action: NAME\r\nActionID: "`` by action name, for names found safe (bounded).
+_ACTION_HEADS: dict[str, str] = {}
+
+
+def _action_head(name: str) -> str:
+    """The start of an action without headers; `ValueError` for an unsafe ``name``."""
+    encode_action(name, "-", ())  # refuses CR, LF and NUL the one way it is done
+    head = "Action: " + name + "\r\nActionID: "
+    if len(_ACTION_HEADS) < 1024:
+        _ACTION_HEADS[name] = head
+    return head
+
+
 def _no_such_command(response: Message) -> bool:
     """Whether a pre-14 Command answer is the CLI's complaint about an unknown command."""
     for name, value in response.pairs():
@@ -905,15 +918,21 @@ class AMIProtocol(AMIActions, LineReceiver):
                 action_id = value
                 del pairs[index]
                 break
-        if action_id is None:
-            action_id = _ID_HEAD + str(next(_message._id_counter))  # new_action_id(), inline
-        else:
+        if action_id is not None:
             earlier = self._pending.get(action_id)
             if earlier is not None:
                 if earlier.mode not in _TIMED_OUT:
                     raise ValueError(f"ActionID {action_id!r} is already pending")
                 self._forget(earlier)
-        data = encode_action(name, action_id, pairs)
+            data = encode_action(name, action_id, pairs)
+        else:
+            action_id = _ID_HEAD + str(next(_message._id_counter))  # new_action_id(), inline
+            if pairs:
+                data = encode_action(name, action_id, pairs)
+            else:
+                # A generated ActionID is safe: only the action's name needs its check.
+                head = _ACTION_HEADS.get(name) or _action_head(name)
+                data = (head + action_id + "\r\n\r\n").encode("utf-8", "surrogateescape")
         if self._not_connected or self._stopped:
             return fail(NotConnected(name, self._not_connected or "the connection is closing"))
         transport: Any = self.transport
