@@ -92,20 +92,12 @@ def abort_connection(transport: Any) -> None:
 
 
 class _Pending:
-    """The state of one action that has been sent and not yet answered."""
+    """
+    The state of one action that has been sent and not yet answered (kept small:
+    thousands may be pending at once; what only some actions need is in `_More`).
+    """
 
-    __slots__ = (
-        "action",
-        "action_id",
-        "awaited",
-        "deadline",
-        "deferred",
-        "items",
-        "mode",
-        "response",
-        "timeout",
-        "untagged",
-    )
+    __slots__ = ("action", "action_id", "deadline", "deferred", "mode", "more", "timeout")
 
     def __init__(
         self, action: str, action_id: str, deferred: Deferred[Message], timeout: float
@@ -116,12 +108,34 @@ class _Pending:
         self.timeout = timeout
         self.deadline = 0.0
         self.mode = RESPONSE
+        self.more: _More | None = None
+
+
+class _More:
+    """What an action waiting for more than its response keeps (lists, events, text)."""
+
+    __slots__ = ("awaited", "items", "response", "untagged")
+
+    def __init__(
+        self, awaited: str | tuple[str, ...] | None = None, untagged: str | None = None
+    ) -> None:
         # EVENT: the lower-case event name awaited; LISTING/_LIST: the lower-case
         # names of the events that may end the list besides ``EventList: Complete``.
-        self.awaited: str | tuple[str, ...] | None = None
-        self.untagged: str | None = None
+        self.awaited = awaited
+        #: The lower-case name of list items that come without ActionID.
+        self.untagged = untagged
+        #: The response, once it came (a list's, or an async Originate's).
         self.response: Message | None = None
+        #: A list's items (or a Queues answer's blocks) so far.
         self.items: list[Message] | None = None
+
+
+def _more(entry: _Pending) -> _More:
+    """``entry.more``, made when missing (an action whose answer starts a list)."""
+    more = entry.more
+    if more is None:
+        more = entry.more = _More()
+    return more
 
 
 def _parse_follows(text: str) -> Message:
@@ -386,7 +400,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         for entry in self._pending.values():  # actions sent before the banner arrived
             if entry.mode == RESPONSE and entry.action.lower() in ends:
                 entry.mode = LISTING
-                entry.awaited = ends[entry.action.lower()]
+                _more(entry).awaited = ends[entry.action.lower()]
         if rules.unterminated_answers:
             self.lineReceived = self._unterminated_line_received  # type: ignore[method-assign]
             self._receive = self._unterminated_receive  # type: ignore[method-assign]
@@ -443,7 +457,9 @@ class AMIProtocol(AMIActions, LineReceiver):
             if self._rules.untagged_answers:
                 for entry in self._pending.values():
                     mode = entry.mode
-                    if mode in _AWAITING_RESPONSE or (mode == EVENT and entry.response is None):
+                    if mode in _AWAITING_RESPONSE or (
+                        mode == EVENT and _more(entry).response is None
+                    ):
                         return entry
             _log.warn("skipping a response without ActionID: {response!r}", response=response)
         else:
@@ -456,8 +472,9 @@ class AMIProtocol(AMIActions, LineReceiver):
     def _start_listing(self, entry: _Pending, response: Message) -> None:
         """A list action that may answer without ``EventList: start`` has succeeded."""
         entry.mode = _LIST
-        entry.response = response
-        entry.items = []
+        more = _more(entry)
+        more.response = response
+        more.items = []
         self._claimers += 1
         eventlist = response.get("EventList")
         if (eventlist is None or eventlist.lower() != "start") and (
@@ -610,8 +627,9 @@ class AMIProtocol(AMIActions, LineReceiver):
             eventlist = response.get("EventList") if "vent" in text else None
             if eventlist is not None and eventlist.lower() == "start":
                 entry.mode = _LIST
-                entry.response = response
-                entry.items = []
+                more = _more(entry)
+                more.response = response
+                more.items = []
                 self._claimers += 1
             else:
                 if low == "goodbye":
@@ -622,11 +640,11 @@ class AMIProtocol(AMIActions, LineReceiver):
                     fifo.popleft()
                 else:
                     entry.mode = _DONE  # its place in the FIFO (if any) is now stale
-                if entry.untagged is not None:
+                if entry.more is not None and entry.more.untagged is not None:
                     self._untagged.remove(entry)
                 entry.deferred.callback(response)
         elif mode == EVENT:
-            entry.response = response
+            _more(entry).response = response
         elif mode == RAW:
             self._succeed(entry, response)
         elif mode == LISTING:
@@ -646,7 +664,8 @@ class AMIProtocol(AMIActions, LineReceiver):
             return
         if (eventlist is not None and eventlist.lower() == "start") or (
             # An old server's list action answers without EventList: its items follow all the same.
-            entry.awaited is not None
+            entry.more is not None
+            and entry.more.awaited is not None
             and (response.name or "").lower() in _SUCCESS | self._rules.success_words
         ):
             entry.mode = _DRAIN
@@ -700,7 +719,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             if self._raw_size > self.MAX_LENGTH:
                 self._protocol_error("a Queues answer exceeded max_message_size")
                 return
-            items = self._raw[0].items
+            items = _more(self._raw[0]).items
             assert items is not None
             items.append(message)
         else:
@@ -716,7 +735,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             if self._untagged:
                 low = name.lower()
                 for entry in self._untagged:
-                    if entry.untagged == low and entry.mode in (_LIST, _DRAIN):
+                    if _more(entry).untagged == low and entry.mode in (_LIST, _DRAIN):
                         if entry.mode == _LIST:
                             self._add_item(entry, event)
                         return True
@@ -728,7 +747,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         mode = entry.mode
         if mode in (_LIST, _DRAIN):
             eventlist = event.get("EventList")
-            ends = entry.awaited
+            ends = _more(entry).awaited
             if (eventlist is not None and eventlist.lower() == "complete") or (
                 ends is not None and name.lower() in ends
             ):
@@ -736,7 +755,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             elif mode == _LIST:
                 self._add_item(entry, event)
             return True
-        if mode == EVENT and name.lower() == entry.awaited:
+        if mode == EVENT and name.lower() == _more(entry).awaited:
             if (event.get("Response") or "").lower() == "success":
                 self._succeed(entry, event)
             else:
@@ -744,7 +763,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         return False
 
     def _add_item(self, entry: _Pending, event: Message) -> None:
-        items = entry.items
+        items = _more(entry).items
         assert items is not None
         if len(items) >= self.max_list_items:
             self._protocol_error(f"{entry.action} sent more than {self.max_list_items} list items")
@@ -756,8 +775,9 @@ class AMIProtocol(AMIActions, LineReceiver):
         if entry.mode == _DRAIN:
             self._forget(entry)
             return
-        response = entry.response
-        items = entry.items
+        more = _more(entry)
+        response = more.response
+        items = more.items
         assert response is not None and items is not None
         announced = complete.get("ListItems") if complete is not None else None
         if announced is not None and announced.strip() != str(len(items)):
@@ -784,7 +804,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             fifo.popleft()
         if mode in (_LIST, _DRAIN, EVENT):
             self._claimers -= 1
-        if entry.untagged is not None and entry in self._untagged:
+        if entry.more is not None and entry.more.untagged is not None and entry in self._untagged:
             self._untagged.remove(entry)
         if mode == RAW and entry in self._raw:
             self._raw.remove(entry)
@@ -947,17 +967,16 @@ class AMIProtocol(AMIActions, LineReceiver):
                 awaited = ends
         deferred: Deferred[Message] = Deferred(self._canceller)
         entry = _Pending(name, action_id, deferred, timeout)
-        if mode != RESPONSE:
+        if mode != RESPONSE or untagged is not None:
             entry.mode = mode
-            entry.awaited = awaited
+            entry.more = more = _More(awaited, untagged.lower() if untagged is not None else None)
             if mode == EVENT:
                 self._claimers += 1
             elif mode == RAW:
-                entry.items = []
+                more.items = []
                 self._raw.append(entry)
-        if untagged is not None:
-            entry.untagged = untagged.lower()
-            self._untagged.append(entry)
+            if untagged is not None:
+                self._untagged.append(entry)
         self._pending[action_id] = entry
         now = self.clock.seconds()
         deadline = now + timeout
@@ -979,7 +998,8 @@ class AMIProtocol(AMIActions, LineReceiver):
         entry = self._pending.get(action_id)
         if entry is None or entry.mode != RAW:
             return
-        text = "\r\n\r\n".join(block._text or "" for block in entry.items or ())
+        blocks = _more(entry).items or ()
+        text = "\r\n\r\n".join(block._text or "" for block in blocks)
         self._succeed(
             entry, _from_pairs([("Output", line) for line in text.split("\r\n")] if text else [])
         )
