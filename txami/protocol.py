@@ -257,6 +257,8 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._follows: list[str] | None = None
         self._follows_size = 0
         self._banner_pending = True
+        # Whether `lineReceived` is this class's own, so `_read_fast` may stand in for it.
+        self._plain_lines = type(self).lineReceived is AMIProtocol.lineReceived
         self._stopped = False
         self._reentered = False
         self._not_connected = "not connected yet"
@@ -344,23 +346,85 @@ class AMIProtocol(AMIActions, LineReceiver):
         tail = parts.pop()
         self._buffer = tail
         limit = self.MAX_LENGTH
-        transport: Any = self.transport
-        for index, part in enumerate(parts):
-            if len(part) > limit:
-                self.lineLengthExceeded(part)
-                return
-            self.lineReceived(part)
-            if self._stopped or self.paused or (transport is not None and transport.disconnecting):
-                if not self._stopped:
-                    rest = parts[index + 1 :]
-                    rest.append(self._buffer)
-                    self._buffer = _DELIMITER.join(rest)
-                return
+        if parts:
+            # One length check for the whole read tells whether any message needs the
+            # per-message limit checks of `_read`; if none does (and `lineReceived` is
+            # this class's own), its work is done here, inline: no call per message.
+            longest = len(parts[0]) if len(parts) == 1 else max(map(len, parts))
+            if (
+                longest > limit
+                or longest >= 2 * self.max_headers
+                or not self._plain_lines
+                or self._follows is not None
+            ):
+                if self._read(parts, 0):
+                    return
+            else:
+                transport: Any = self.transport
+                dispatch = self._dispatch
+                for index, part in enumerate(parts):
+                    if part.startswith(b"Event: "):  # `lineReceived`'s event branch
+                        text = part.decode("utf-8", "surrogateescape")
+                        end = text.find("\n", 7)
+                        if end < 0:
+                            name = text[7:]
+                        elif text[end - 1] == "\r":
+                            name = text[7 : end - 1]
+                        else:  # a bare LF, which Asterisk accepts too
+                            name = text[7:end]
+                        event = _from_text(text, "event", name)
+                        self.events_received += 1
+                        if not self._claimers or not self._claim(event, name):
+                            dispatch(name, event)
+                    else:
+                        if part.startswith(b"Response: "):
+                            self._response_received(part.decode("utf-8", "surrogateescape"))
+                        else:
+                            self._unusual_received(part.decode("utf-8", "surrogateescape"))
+                        if self._follows is not None and not self._stopped and not self.paused:
+                            # A pre-14 Command answer's body may hold blank lines: read
+                            # the rest message by message, through `lineReceived`.
+                            if self._read(parts, index + 1):
+                                return
+                            break
+                    if (
+                        self._stopped
+                        or self.paused
+                        or (transport is not None and transport.disconnecting)
+                    ):
+                        self._keep(parts, index + 1)
+                        return
         if len(tail) > limit:
             # Up to 3 bytes may begin the blank line that ends a message of the full size.
             partial = next((k for k in (3, 2, 1) if tail.endswith(_DELIMITER[:k])), 0)
             if len(tail) - partial > limit:
                 self.lineLengthExceeded(tail)
+
+    def _read(self, parts: list[bytes], start: int) -> bool:
+        """
+        Hand ``parts[start:]`` to `lineReceived` one by one, checking each
+        against the limits; `True` if reading must stop here (what is left
+        goes back to the buffer unless the connection is stopped).
+        """
+        limit = self.MAX_LENGTH
+        transport: Any = self.transport
+        for index in range(start, len(parts)):
+            part = parts[index]
+            if len(part) > limit:
+                self.lineLengthExceeded(part)
+                return True
+            self.lineReceived(part)
+            if self._stopped or self.paused or (transport is not None and transport.disconnecting):
+                self._keep(parts, index + 1)
+                return True
+        return False
+
+    def _keep(self, parts: list[bytes], start: int) -> None:
+        """Put ``parts[start:]`` back in front of the buffer (unless the connection stopped)."""
+        if not self._stopped:
+            rest = parts[start:]
+            rest.append(self._buffer)
+            self._buffer = _DELIMITER.join(rest)
 
     def _take_banner(self, buffer: bytes) -> bytes:
         """Read the ``Asterisk Call Manager/X.Y.Z`` line that opens every session."""
@@ -402,6 +466,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                 entry.mode = LISTING
                 _more(entry).awaited = ends[entry.action.lower()]
         if rules.unterminated_answers:
+            self._plain_lines = False
             self.lineReceived = self._unterminated_line_received  # type: ignore[method-assign]
             self._receive = self._unterminated_receive  # type: ignore[method-assign]
             # The read that brought the banner goes on in the plain `_receive`:
