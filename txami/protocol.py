@@ -361,7 +361,8 @@ class AMIProtocol(AMIActions, LineReceiver):
                     return
             else:
                 transport: Any = self.transport
-                dispatch = self._dispatch
+                dispatcher = self.dispatcher
+                cached = dispatcher._cache.get
                 for index, part in enumerate(parts):
                     if part.startswith(b"Event: "):  # `lineReceived`'s event branch
                         text = part.decode("utf-8", "surrogateescape")
@@ -375,7 +376,18 @@ class AMIProtocol(AMIActions, LineReceiver):
                         event = _from_text(text, "event", name)
                         self.events_received += 1
                         if not self._claimers or not self._claim(event, name):
-                            dispatch(name, event)
+                            # EventDispatcher.dispatch, inline.
+                            handlers = cached(name)
+                            if handlers is None:
+                                handlers = dispatcher.handlers_for(name)
+                            for handler in handlers:
+                                try:
+                                    result = handler(event)
+                                except Exception:
+                                    dispatcher._raised(handler, name)
+                                else:
+                                    if result is not None and isinstance(result, Deferred):
+                                        dispatcher._watch(result, handler, name)
                     else:
                         if part.startswith(b"Response: "):
                             self._response_received(part.decode("utf-8", "surrogateescape"))
