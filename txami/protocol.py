@@ -45,7 +45,9 @@ from txami.errors import (
     ProtocolError,
 )
 from txami.message import (
+    _EMPTY,
     _ID_HEAD,
+    _UNKNOWN,
     Message,
     _check_safe,
     _from_pairs,
@@ -57,6 +59,7 @@ from txami.message import (
 __all__ = ["AMIProtocol"]
 
 _log = Logger(namespace="txami.protocol")
+_new_message = object.__new__
 
 # What a pending action is waiting for, besides RESPONSE (its response), EVENT (an
 # event with its ActionID: async Originate's OriginateResponse) and RAW (pre-15
@@ -373,7 +376,15 @@ class AMIProtocol(AMIActions, LineReceiver):
                             name = text[7 : end - 1]
                         else:  # a bare LF, which Asterisk accepts too
                             name = text[7:end]
-                        event = _from_text(text, "event", name)
+                        event = _new_message(Message)  # _from_text(text, "event", name), inline
+                        event._text = text
+                        event._low = None
+                        event._pairs = None
+                        event._action_id = _UNKNOWN
+                        event.kind = "event"
+                        event.name = name
+                        event.events = _EMPTY
+                        event.list_complete = None
                         self.events_received += 1
                         if not self._claimers or not self._claim(event, name):
                             # EventDispatcher.dispatch, inline.
