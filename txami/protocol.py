@@ -59,7 +59,9 @@ from txami.message import (
 __all__ = ["AMIProtocol"]
 
 _log = Logger(namespace="txami.protocol")
-_new_message = object.__new__
+#: Builds records without running ``__init__``, where the hot paths set every slot inline.
+_new = object.__new__
+
 
 # What a pending action is waiting for, besides RESPONSE (its response), EVENT (an
 # event with its ActionID: async Originate's OriginateResponse) and RAW (pre-15
@@ -232,6 +234,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         max_message_size: int | None = None,
     ) -> None:
         self.clock = clock
+        self._seconds = clock.seconds
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
         self._dispatch = self.dispatcher.dispatch
         if timeout is not None:
@@ -376,7 +379,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                             name = text[7 : end - 1]
                         else:  # a bare LF, which Asterisk accepts too
                             name = text[7:end]
-                        event = _new_message(Message)  # _from_text(text, "event", name), inline
+                        event = _new(Message)  # _from_text(text, "event", name), inline
                         event._text = text
                         event._low = None
                         event._pairs = None
@@ -1021,11 +1024,12 @@ class AMIProtocol(AMIActions, LineReceiver):
         untagged: str | None = None,
     ) -> Deferred[Message]:
         action_id = None
-        for index, (key, value) in enumerate(pairs):
-            if key.lower() == "actionid":
-                action_id = value
-                del pairs[index]
-                break
+        if pairs:
+            for index, (key, value) in enumerate(pairs):
+                if key.lower() == "actionid":
+                    action_id = value
+                    del pairs[index]
+                    break
         if action_id is not None:
             earlier = self._pending.get(action_id)
             if earlier is not None:
@@ -1054,7 +1058,13 @@ class AMIProtocol(AMIActions, LineReceiver):
                 mode = LISTING
                 awaited = ends
         deferred: Deferred[Message] = Deferred(self._canceller)
-        entry = _Pending(name, action_id, deferred, timeout)
+        entry = _new(_Pending)  # _Pending(name, action_id, deferred, timeout), inline
+        entry.action = name
+        entry.action_id = action_id
+        entry.deferred = deferred
+        entry.timeout = timeout
+        entry.mode = RESPONSE
+        entry.more = None
         if mode != RESPONSE or untagged is not None:
             entry.mode = mode
             entry.more = more = _More(awaited, untagged.lower() if untagged is not None else None)
@@ -1066,7 +1076,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             if untagged is not None:
                 self._untagged.append(entry)
         self._pending[action_id] = entry
-        now = self.clock.seconds()
+        now = self._seconds()
         deadline = now + timeout
         fifo = self._fifo
         if not fifo or (deadline >= fifo[-1].deadline and len(fifo) < self._fifo_limit):
