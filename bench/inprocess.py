@@ -52,16 +52,16 @@ class Sink:
         self.written: list[bytes] = []
         self.write = self.written.append
 
-    def writeSequence(self, chunks: list[bytes]) -> None:  # noqa: N802 - Twisted's name
+    def writeSequence(self, chunks: list[bytes]) -> None:
         self.written.extend(chunks)
 
-    def loseConnection(self) -> None:  # noqa: N802
+    def loseConnection(self) -> None:
         pass
 
-    def getPeer(self) -> None:  # noqa: N802
+    def getPeer(self) -> None:
         return None
 
-    def getHost(self) -> None:  # noqa: N802
+    def getHost(self) -> None:
         return None
 
 
@@ -170,7 +170,10 @@ def run_s4(client: str, n: int) -> dict[str, Any]:
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
-    exclude = [tracemalloc.Filter(False, __file__), tracemalloc.Filter(False, tracemalloc.__file__)]
+    exclude = [
+        tracemalloc.Filter(False, __file__),
+        tracemalloc.Filter(False, tracemalloc.__file__),
+    ]
     stats = after.filter_traces(exclude).compare_to(before.filter_traces(exclude), "lineno")
     total = sum(stat.size_diff for stat in stats)
     top = [
