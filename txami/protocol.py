@@ -665,18 +665,20 @@ class AMIProtocol(AMIActions, LineReceiver):
         Handle a response: ``text`` starts with ``Response: ``, unless its
         Response value is given as ``status``.
         """
-        if status is None:
-            end = text.find("\n", 10)
-            if end < 0:
-                status = text[10:]
-            elif text[end - 1] == "\r":
-                status = text[10 : end - 1]
-            else:
-                status = text[10:end]
         followed: Message | None = None
-        if status == "Success":
-            low = "success"
-        elif text.startswith("Response: Follows"):
+        if status is None and text.startswith("Response: Success\r\n"):
+            status, low = "Success", "success"  # most responses: no status to cut out
+        else:
+            if status is None:
+                end = text.find("\n", 10)
+                if end < 0:
+                    status = text[10:]
+                elif text[end - 1] == "\r":
+                    status = text[10 : end - 1]
+                else:
+                    status = text[10:end]
+            low = status.lower()
+        if low == "follows" and text.startswith("Response: Follows"):
             if not text.rstrip().endswith(_END_COMMAND):
                 self._follows = [text]
                 self._follows_size = len(text)
@@ -684,8 +686,6 @@ class AMIProtocol(AMIActions, LineReceiver):
             followed = _parse_follows(text)
             # Before 14 an unknown command still "follows": its text tells.
             low = "error" if _no_such_command(followed) else "follows"
-        else:
-            low = status.lower()
         if followed is not None:
             response = followed
         else:
@@ -701,7 +701,15 @@ class AMIProtocol(AMIActions, LineReceiver):
                     found = text[start:end]
             else:
                 found = None
-            response = _from_text(text, "response", status, found)
+            response = _new(Message)  # _from_text(text, "response", status, found), inline
+            response._text = text
+            response._low = None
+            response._pairs = None
+            response._action_id = _UNKNOWN if found is None else found
+            response.kind = "response"
+            response.name = status
+            response.events = _EMPTY
+            response.list_complete = None
         action_id = found if followed is None and found is not None else response.action_id
         entry = self._pending.get(action_id) if action_id is not None else None
         if entry is None:
