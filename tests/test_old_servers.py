@@ -360,7 +360,7 @@ class ModernStrictnessTests(SynchronousTestCase):
         self.assertIs(protocol._rules, MODERN)
         self.assertNotIn("lineReceived", vars(protocol))
         self.assertNotIn("_receive", vars(protocol))
-        self.assertEqual(len(protocol._list_ends), 0)
+        self.assertIsNone(protocol._list_ends)
 
     def test_pong_is_an_error(self) -> None:
         """'Response: Pong' fails on a modern (and a 1.6+) server, as an unknown status does."""

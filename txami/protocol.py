@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -177,14 +177,13 @@ def _parse_follows(text: str) -> Message:
     return _from_pairs(pairs)
 
 
-#: ``"Action: NAME\r\nActionID: "`` by action name, for names found safe (bounded).
-_ACTION_HEADS: dict[str, str] = {}
+#: ``b"Action: NAME\r\nActionID: "`` by action name, for names found safe (bounded).
+_ACTION_HEADS: dict[str, bytes] = {}
 
 
-def _action_head(name: str) -> str:
+def _action_head(name: str) -> bytes:
     """The start of an action without headers; `ValueError` for an unsafe ``name``."""
-    encode_action(name, "-", ())  # refuses CR, LF and NUL the one way it is done
-    head = "Action: " + name + "\r\nActionID: "
+    head = encode_action(name, "", ())[:-4]  # refuses CR, LF and NUL the one way it is done
     if len(_ACTION_HEADS) < 1024:
         _ACTION_HEADS[name] = head
     return head
@@ -256,7 +255,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         # The old-server rules the banner calls for (txami.compat); the table of
         # list actions is kept apart as `_send` reads it for every action.
         self._rules: ServerRules = MODERN
-        self._list_ends = MODERN.list_ends
+        self._list_ends: Mapping[str, tuple[str, ...]] | None = None
         self._untagged: list[_Pending] = []
         self._raw: list[_Pending] = []
         self._raw_size = 0
@@ -486,7 +485,8 @@ class AMIProtocol(AMIActions, LineReceiver):
         """
         _log.debug("AMI {version}: following the rules of older servers", version=rules.version)
         self._rules = rules
-        self._list_ends = ends = rules.list_ends
+        ends = rules.list_ends
+        self._list_ends = ends or None
         for entry in self._pending.values():  # actions sent before the banner arrived
             if entry.mode == RESPONSE and entry.action.lower() in ends:
                 entry.mode = LISTING
@@ -1052,7 +1052,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             else:
                 # A generated ActionID is safe: only the action's name needs its check.
                 head = _ACTION_HEADS.get(name) or _action_head(name)
-                data = (head + action_id + "\r\n\r\n").encode("utf-8", "surrogateescape")
+                data = head + action_id.encode() + b"\r\n\r\n"
         if self._not_connected or self._stopped:
             return fail(NotConnected(name, self._not_connected or "the connection is closing"))
         transport: Any = self.transport
@@ -1060,7 +1060,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             return fail(NotConnected(name, "the connection is closing"))
         if timeout is None:
             timeout = self.timeout
-        if mode == RESPONSE and self._list_ends:  # only servers before 13.2 have this table
+        if mode == RESPONSE and self._list_ends is not None:  # only before 13.2
             ends = self._list_ends.get(name.lower())
             if ends is not None:
                 mode = LISTING
