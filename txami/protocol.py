@@ -100,20 +100,20 @@ class _Pending:
     """
     The state of one action that has been sent and not yet answered (kept small:
     thousands may be pending at once; what only some actions need is in `_More`).
+    `AMIProtocol._send` builds it, setting every slot.
     """
 
     __slots__ = ("action", "action_id", "deadline", "deferred", "mode", "more", "timeout")
 
-    def __init__(
-        self, action: str, action_id: str, deferred: Deferred[Message], timeout: float
-    ) -> None:
-        self.action = action
-        self.action_id = action_id
-        self.deferred = deferred
-        self.timeout = timeout
-        self.deadline = 0.0
-        self.mode = RESPONSE
-        self.more: _More | None = None
+    action: str
+    action_id: str
+    deferred: Deferred[Message]
+    #: Seconds allowed, and when they run out (`AMIProtocol.clock`'s time).
+    timeout: float
+    deadline: float
+    #: What it waits for: RESPONSE, LISTING, EVENT, RAW, _LIST, _LATE, _DRAIN or _DONE.
+    mode: int
+    more: _More | None
 
 
 class _More:
@@ -1066,7 +1066,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                 mode = LISTING
                 awaited = ends
         deferred: Deferred[Message] = Deferred(self._canceller)
-        entry = _new(_Pending)  # _Pending(name, action_id, deferred, timeout), inline
+        entry = _new(_Pending)  # no __init__ call: the slots are set right here
         entry.action = name
         entry.action_id = action_id
         entry.deferred = deferred
