@@ -15,17 +15,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet import reactor as _reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.realpbx import SKIP, connect_user
 from tests.test_replay import LogCapture, Session, action_blocks, replay_all_feedings
 from txami import ActionTimeout, AMIError, AMIProtocol, Message
 from txami.compat import MODERN, RULES, AMIVersion, iax_peers_from_text, rules_for
 from txami.testing import FakeAsterisk, connected_pair
 from txami.testing.pbx import IAXPeer, Queue, QueueMember
+
+reactor: Any = _reactor
 
 
 class OldReplayMixin:
@@ -676,3 +680,25 @@ class FakeReleaseTests(SynchronousTestCase):
         self.assertEqual(FakeAsterisk(clock, release="14.0.0").command_framing, "modern")
         with self.assertRaises(ValueError):
             FakeAsterisk(clock, release="one")
+
+
+class RealServerRulesTests(TestCase):
+    """The real Asterisk 20 of this run gets none of the old-server rules."""
+
+    skip = SKIP
+    timeout = 30
+
+    async def test_modern_rules(self) -> None:
+        """Its banner is an AMIVersion of 9.x, no rule is on, and a list and a Ping work."""
+        ami = await connect_user(reactor)
+        self.addCleanup(ami.stop)
+        protocol = await ami.when_ready()
+        version = protocol.ami_version
+        assert version is not None
+        self.assertIsInstance(version, AMIVersion)
+        self.assertTrue(version >= "9" and version > "2.7.0", version)
+        self.assertIs(protocol._rules, MODERN)
+        self.assertNotIn("lineReceived", vars(protocol))
+        channels = await ami.core_show_channels()
+        self.assertIsInstance(channels, list)
+        self.assertEqual((await ami.ping())["Ping"], "Pong")
