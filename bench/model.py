@@ -18,6 +18,7 @@ RESULTS = REPO / "bench" / "results" / "latest.txt"
 #: Client name -> module run as ``python -m MODULE``; the first is the yardstick.
 CLIENTS = {
     "floor": "bench.clients.floor",
+    "floor-bare": "bench.clients.floor_bare",
     "panoramisk": "bench.clients.panoramisk_client",
     "txami": "bench.clients.txami_client",
 }

@@ -5,6 +5,7 @@ Everything a program needs is importable from here; the submodules hold one
 concept each (`txami.message`, `txami.protocol`, `txami.errors`, ...).
 """
 
+from txami.compat import AMIVersion
 from txami.connect import connect, tls_options
 from txami.dispatch import EventDispatcher, EventHandler
 from txami.errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "AMIError",
     "AMIFactory",
     "AMIProtocol",
+    "AMIVersion",
     "ActionTimeout",
     "AuthenticationError",
     "Bridge",

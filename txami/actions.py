@@ -13,7 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
+from txami.compat import iax_peers_from_text
+from txami.errors import AMIError
 from txami.message import Headers, Message, _pairs_of, new_action_id
 
 __all__ = ["AMIActions"]
@@ -22,9 +25,18 @@ __all__ = ["AMIActions"]
 RESPONSE: Final = 0
 EVENT: Final = 2
 RAW: Final = 3
+#: A list action whose response may lack ``EventList: start`` (old servers, or
+#: ``send_action(list_complete=...)``): its list ends at a named event.
+LISTING: Final = 6
 
 
 def _items(response: Message) -> list[Message]:
+    return list(response.events)
+
+
+def _peer_items(response: Message) -> list[Message]:
+    if response.kind == "response" and response.name is None:  # 1.4's text answer
+        return iax_peers_from_text(response.getall("Output"))
     return list(response.events)
 
 
@@ -44,7 +56,7 @@ class AMIActions:
         timeout: float | None = None,
         *,
         mode: int = RESPONSE,
-        awaited: str | None = None,
+        awaited: str | tuple[str, ...] | None = None,
         untagged: str | None = None,
     ) -> Deferred[Message]:
         raise NotImplementedError
@@ -59,6 +71,7 @@ class AMIActions:
         *,
         action_timeout: float | None = None,
         untagged_items: str | None = None,
+        list_complete: str | None = None,
         **more: Any,
     ) -> Deferred[Message]:
         """
@@ -78,12 +91,27 @@ class AMIActions:
         connection.  ``untagged_items`` names a list item event that the server
         sends without an ActionID (IAXpeers does this with ``PeerEntry``).
 
+        ``list_complete`` names the event that ends the action's list, for a
+        list action that answers without ``EventList: start`` and is not in
+        txami's table of such actions (`txami.compat.LIST_ENDS`, used for
+        servers before Asterisk 13.2): its items are then collected up to that
+        event (or ``EventList: Complete``) as for any list.
+
         Raises `ValueError` (and writes nothing) if a header name or value
         holds CR, LF or NUL.
         """
         pairs = _pairs_of(headers)
         if more:
             pairs.extend(_pairs_of(more))
+        if list_complete is not None:
+            return self._send(
+                name,
+                pairs,
+                action_timeout,
+                mode=LISTING,
+                awaited=(list_complete.lower(),),
+                untagged=untagged_items,
+            )
         return self._send(name, pairs, action_timeout, untagged=untagged_items)
 
     def logoff(self) -> Deferred[Message]:
@@ -328,15 +356,26 @@ class AMIActions:
         Asterisk removed ``Queues`` in version 15: newer servers errback
         `AMIError` (``Invalid/unknown command``).  Older ones answer with bare
         text, no response line and no ActionID; txami follows it with a
-        ``Ping`` and takes everything that arrives before the Pong as the text.
+        ``Ping`` and takes everything that arrives before the Ping's answer
+        as the text (whatever the answer: ``Pong`` on 1.4, an untagged
+        ``Success`` on 1.6.0 to 1.6.1, an error).
         """
         action_id = new_action_id()
         d = self._send("Queues", [("ActionID", action_id)], mode=RAW)
-        # Only a Pong proves the text is complete; if the Ping fails, the Queues
-        # action ends by its own timeout or the connection's loss.
-        self._send("Ping", []).addCallbacks(lambda _: self._finish_raw(action_id), lambda _: None)
+
+        def answered(result: Message | Failure) -> None:
+            # Any answer proves the text complete; with none (a timeout, a lost
+            # connection) the Queues action ends by its own timeout or that loss.
+            if not isinstance(result, Failure) or isinstance(result.value, AMIError):
+                self._finish_raw(action_id)
+
+        self._send("Ping", []).addBoth(answered)
         return d.addCallback(_output)
 
     def iax_peers(self) -> Deferred[list[Message]]:
-        """One ``PeerEntry`` event per IAX2 peer (Asterisk sends them without ActionID)."""
-        return self._send("IAXpeers", [], untagged="PeerEntry").addCallback(_items)
+        """
+        One ``PeerEntry`` event per IAX2 peer (Asterisk sends them without
+        ActionID).  Asterisk 1.4 answers with the CLI's table instead: its rows
+        are given as ``PeerEntry`` messages (see `txami.compat.iax_peers_from_text`).
+        """
+        return self._send("IAXpeers", [], untagged="PeerEntry").addCallback(_peer_items)

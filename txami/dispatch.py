@@ -74,7 +74,12 @@ class EventDispatcher:
         return found
 
     def dispatch(self, event_name: str, event: Message) -> None:
-        """Give ``event`` to every matching handler; never raises."""
+        """
+        Give ``event`` to every matching handler; never raises.
+
+        `AMIProtocol` runs this loop inline for each event it reads (reading
+        ``_cache`` directly); the two must stay alike.
+        """
         handlers = self._cache.get(event_name)
         if handlers is None:
             handlers = self.handlers_for(event_name)
@@ -82,14 +87,22 @@ class EventDispatcher:
             try:
                 result = handler(event)
             except Exception:
-                _log.failure(
-                    "event handler {handler!r} raised on {event_name} event",
-                    handler=handler,
-                    event_name=event_name,
-                )
+                self._raised(handler, event_name)
             else:
                 if result is not None and isinstance(result, Deferred):
-                    result.addErrback(_log_async_failure, handler, event_name)
+                    self._watch(result, handler, event_name)
+
+    def _raised(self, handler: EventHandler, event_name: str) -> None:
+        """Log the exception ``handler`` just raised (call from its ``except`` clause)."""
+        _log.failure(
+            "event handler {handler!r} raised on {event_name} event",
+            handler=handler,
+            event_name=event_name,
+        )
+
+    def _watch(self, result: Deferred[Any], handler: EventHandler, event_name: str) -> None:
+        """Log the failure of the Deferred ``handler`` returned, if it fails."""
+        result.addErrback(_log_async_failure, handler, event_name)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -504,7 +504,7 @@ class AMIFactory(AMIActions, ReconnectingClientFactory):
         timeout: float | None = None,
         *,
         mode: int = RESPONSE,
-        awaited: str | None = None,
+        awaited: str | tuple[str, ...] | None = None,
         untagged: str | None = None,
     ) -> Deferred[Message]:
         protocol = self.protocol_instance

@@ -133,10 +133,13 @@ class _WatchedFloorAMI(FloorAMI):
 class FloorAdapter:
     """Drives `FloorAMI` for the scenarios."""
 
+    #: The protocol driven (`bench.clients.floor_bare` drives its timer-less variant).
+    protocol_class: type[_WatchedFloorAMI] = _WatchedFloorAMI
+
     def __init__(self, reactor: Any, settings: common.Settings) -> None:
         self.reactor = reactor
         self.settings = settings
-        self.proto = _WatchedFloorAMI(reactor, settings.timeout)
+        self.proto = self.protocol_class(reactor, settings.timeout)
         self.proto.settings = settings
 
     async def start(self, port: int, username: str) -> None:

@@ -42,6 +42,7 @@ from twisted.python.failure import Failure
 from txami.message import Headers, HeaderValue, Message
 from txami.protocol import abort_connection
 from txami.testing import permissions as perm
+from txami.testing import releases
 from txami.testing.actions import BUILTIN
 from txami.testing.handler import Action, ActionEntry, Pairs, Session
 from txami.testing.parser import RequestParser, header
@@ -440,10 +441,13 @@ class FakeAsterisk(ServerFactory):
     ``clock`` schedules every delay (login failure pauses, simulated call
     progress, late answers); with a `Clock` nothing happens until the test
     advances it.  ``users`` maps names to `AMIUser` (default: the capture
-    server's ``admin``, ``reader`` and ``caller``).  ``ami_version`` is the
-    banner's version, ``command_framing`` ``"modern"`` (``Output:`` headers)
-    or ``"follows"`` (Asterisk before 14).  ``fake.pbx`` starts configured
-    like the server the transcripts were captured from.
+    server's ``admin``, ``reader`` and ``caller``).  ``release`` (such as
+    ``"1.4"``, ``"1.6.0.2"``, ``"1.8.4"``, ``"13.1"``) makes it answer as that
+    Asterisk release did (see `txami.testing.releases`); by default it answers
+    as Asterisk 20.  ``ami_version`` is the banner's version (default: the
+    release's), ``command_framing`` ``"modern"`` (``Output:`` headers) or
+    ``"follows"`` (default before 14).  ``fake.pbx`` starts configured like
+    the server the transcripts were captured from.
 
     `stop` cancels every timer the fake scheduled; call it (and close the
     connections and the listening port) at the end of a test on the real
@@ -461,15 +465,24 @@ class FakeAsterisk(ServerFactory):
         self,
         clock: IReactorTime,
         users: dict[str, AMIUser] | None = None,
-        ami_version: str = "9.0.0",
-        command_framing: str = "modern",
+        ami_version: str | None = None,
+        command_framing: str | None = None,
+        release: str | None = None,
     ) -> None:
+        if release is not None:
+            old = releases.release_numbers(release) < (14,)
+            ami_version = ami_version or releases.ami_version_of(release)
+            command_framing = command_framing or ("follows" if old else "modern")
+        ami_version = ami_version or "9.0.0"
+        command_framing = command_framing or "modern"
         if command_framing not in ("modern", "follows"):
             raise ValueError(f"command_framing must be 'modern' or 'follows': {command_framing!r}")
         self.clock = clock
         self.users: dict[str, AMIUser] = default_users() if users is None else dict(users)
         self.ami_version = ami_version
         self.command_framing = command_framing
+        #: The Asterisk release answered as (`None`: Asterisk 20).
+        self.release = release
         #: Connected sessions, in the order they connected.
         self.sessions: list[FakeSession] = []
         #: Every action received: ``(session, message)`` in order of arrival.
@@ -481,6 +494,8 @@ class FakeAsterisk(ServerFactory):
         self.pbx = PBX(self._timers, self._emit)
         load_capture_defaults(self.pbx)
         self._actions: dict[str, ActionEntry] = dict(BUILTIN)
+        if release is not None:
+            self._actions.update(releases.release_actions(release, self._actions))
         self._random = random.Random()
         #: Makes each MD5 challenge (Asterisk: up to 9 random digits).
         self.challenge_source: Callable[[], str] = lambda: str(self._random.randrange(2**31))[:9]
