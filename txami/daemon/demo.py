@@ -3,7 +3,7 @@
 
 `DemoPBXService` starts txami's own fake server (`txami.testing.FakeAsterisk`)
 in the daemon's process, on a free port of 127.0.0.1, and keeps its PBX
-busy with the fake's demo scenario (`txami.testing.PBX.start_demo`): two
+busy with the fake's demo scenario (``fake.pbx.start_demo``): two
 long calls (each a phone bridged to extension 1000), callers waiting in
 queue ``support`` while Agent One takes them and Agent Two is paused, and a
 hint lamp changing at every ``interval``.  On top of that, a short call

@@ -2,7 +2,7 @@
 The live state over HTTP: ``GET /state`` and ``GET /state/stream``.
 
 ``GET /state`` (and ``/pbx/NAME/state``)
-    The PBX's `txami.state.PBXState.snapshot` as JSON (``docs/state.rst``
+    The PBX's `txami.state.pbxstate.PBXState.snapshot` as JSON (``docs/state.rst``
     documents its shape).  On a daemon with several PBXs, ``/state`` is
     ``{"version": 1, "pbxs": {NAME: snapshot, ...}}``.
 ``GET /state/stream`` (and ``/pbx/NAME/state/stream``)

@@ -55,12 +55,15 @@ __all__ = [
     "RESERVED_ACTIONS",
     "ActionSender",
     "EventStreamResource",
+    "HTTPRequest",
     "SSEResource",
     "SSEStream",
     "grant_of",
     "make_resource",
     "make_site",
     "parse_headers",
+    "refuse_action",
+    "refuse_read",
 ]
 
 _log = Logger(namespace="txami.daemon.web")

@@ -240,6 +240,7 @@
     setBadge("link", `daemon unreachable, retrying in ${delay} s`, "bad");
     banner(why || "The daemon is unreachable. The board shows what it knew and reconnects by itself.");
     $("board").classList.add("stale");
+    drawHealth();
     retryTimer = setTimeout(start, delay * 1000);
   }
 
@@ -811,13 +812,14 @@
   // --- actions -------------------------------------------------------------------------
 
   // Asks for the fields of a form in a modal dialog; resolves with their values, or null.
+  // A field with a `key` starts with the value last given for that key in this tab.
   function ask(title, fields) {
     const dialog = $("ask");
     $("ask-title").textContent = title;
     const inputs = fields.map((field) => {
       const input = el("input", {
         name: field.name,
-        value: field.value !== undefined ? field.value : store.getItem(FIELD_KEY + field.name) || "",
+        value: field.value !== undefined ? field.value : store.getItem(FIELD_KEY + field.key) || "",
         required: Boolean(field.required),
         placeholder: field.placeholder || "",
         autocomplete: "off",
@@ -835,7 +837,7 @@
         const values = {};
         for (const { field, input } of inputs) {
           values[field.name] = input.value.trim();
-          if (field.remember) store.setItem(FIELD_KEY + field.name, values[field.name]);
+          if (field.key) store.setItem(FIELD_KEY + field.key, values[field.name]);
         }
         resolve(values);
       };
@@ -860,7 +862,7 @@
     const channel = channelOf(uniqueid);
     if (!channel) return;
     const values = await ask(`Redirect ${channel.name}`, [
-      { name: "exten", label: "Extension", required: true, remember: true },
+      { name: "exten", label: "Extension", required: true, key: "redirect.exten" },
       { name: "context", label: "Context", required: true, value: channel.context },
     ]);
     if (!values) return;
@@ -879,7 +881,7 @@
       return;
     }
     const values = await ask(`Pause ${member.name || iface} in ${queue}`, [
-      { name: "reason", label: "Reason (optional)", remember: true, placeholder: "break" },
+      { name: "reason", label: "Reason (optional)", key: "pause.reason", placeholder: "break" },
     ]);
     if (!values) return;
     const headers = { Queue: queue, Interface: iface, Paused: "true" };
@@ -889,9 +891,9 @@
 
   $("call-button").addEventListener("click", async () => {
     const values = await ask("Call", [
-      { name: "channel", label: "From (the phone to ring first)", required: true, remember: true, placeholder: "PJSIP/201" },
-      { name: "exten", label: "To extension", required: true, remember: true, placeholder: "1000" },
-      { name: "context", label: "Context", required: true, remember: true, placeholder: "from-internal" },
+      { name: "channel", label: "From (the phone to ring first)", required: true, key: "call.channel", placeholder: "PJSIP/201" },
+      { name: "exten", label: "To extension", required: true, key: "call.exten", placeholder: "1000" },
+      { name: "context", label: "Context", required: true, key: "call.context", placeholder: "from-internal" },
     ]);
     if (!values) return;
     action(
