@@ -120,8 +120,8 @@ class ProblemTests(ConfigFileTestCase):
                 f"{path}:2: [pbx:east] port must be a number from 1 to 65535, not '99999'",
                 f"{path}:4: [pbx:east] secret-file: cannot read /nonexistent: "
                 "No such file or directory",
-                f"{path}:7: [http] listen listens beyond loopback: give a token file, or "
-                "listen on interface=127.0.0.1",
+                f"{path}:7: [http] listen listens beyond loopback: give a token file or an acl, "
+                "or listen on interface=127.0.0.1",
                 f"{path}:10: [redis] url must start with redis:// or rediss://, not 'http://x'",
                 f"{path}:11: [redis] window must be a whole number of at least 1, not '0'",
                 f"{path}:13: [redis] total-buffer-events must be at least buffer-events",

@@ -21,11 +21,21 @@ import zipfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_plugin import DISCOVER, ROOT, run_python
+from txami.daemon.board import BOARD_FILES
 
 _MISSING = [m for m in ("build", "setuptools", "wheel") if importlib.util.find_spec(m) is None]
 SKIP = f"cannot build a wheel without {', '.join(_MISSING)}" if _MISSING else None
 
 _built: dict[str, str] = {}
+
+# The board's files as the installed daemon reads them.
+BOARD = """
+import json, sys
+from txami.daemon.board import BoardFiles
+board = BoardFiles()
+script = board.children[b"board.js"].body
+print(json.dumps({"file": sys.modules["txami.daemon.board"].__file__, "script": len(script)}))
+"""
 
 
 def _source_packages() -> set[str]:
@@ -114,6 +124,13 @@ class WheelTests(SynchronousTestCase):
         """txami/py.typed ships, so type checkers use txami's hints."""
         self.assertIn("txami/py.typed", self.names)
 
+    def test_board_files(self) -> None:
+        """The board's page, style sheet and script ship as package data, and nothing else."""
+        self.assertEqual(
+            {n for n in self.names if n.startswith("txami/daemon/static/")},
+            {f"txami/daemon/static/{name}" for name in BOARD_FILES},
+        )
+
 
 class InstalledWheelTests(SynchronousTestCase):
     """The plugin found from an installed wheel, away from the checkout."""
@@ -151,3 +168,10 @@ class InstalledWheelTests(SynchronousTestCase):
         found = run_python(DISCOVER, elsewhere, env)
         self.assertEqual((found["count"], found["name"]), (1, "txami"))
         self.assertEqual(found["file"], os.path.join(target, "txami", "tap.py"))
+        board = run_python(BOARD, elsewhere, env)
+        with open(os.path.join(ROOT, "txami", "daemon", "static", "board.js"), "rb") as f:
+            script = f.read()
+        self.assertEqual(
+            board,
+            {"file": os.path.join(target, "txami", "daemon", "board.py"), "script": len(script)},
+        )

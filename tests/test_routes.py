@@ -70,7 +70,12 @@ class MultiPBXRoutesTests(SynchronousTestCase):
             self.get("/pbx/east").json(),
             {
                 "pbx": "east",
-                "endpoints": ["/pbx/east/health", "/pbx/east/events", "/pbx/east/actions"],
+                "endpoints": [
+                    "/pbx/east/health",
+                    "/pbx/east/events",
+                    "/pbx/east/actions",
+                    "/pbx/east/state",
+                ],
             },
         )
         self.assertEqual(self.get("/pbx/nowhere/health").code, 404)

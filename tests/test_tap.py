@@ -348,8 +348,8 @@ class SinkOptionTests(OptionsTestCase):
             "tcp6:8088",
         ]:
             self.refused(
-                f"--http {endpoint} listens beyond loopback: give --http-token-file, "
-                "or listen on interface=127.0.0.1",
+                f"--http {endpoint} listens beyond loopback: give --http-token-file "
+                "or --http-acl, or listen on interface=127.0.0.1",
                 "-u",
                 "a",
                 "--http",

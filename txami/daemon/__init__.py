@@ -7,7 +7,8 @@ The ``twistd txami`` daemon: one module per piece.
 - `txami.daemon.service`: the service tree (the PBXs, event log, HTTP, Redis);
 - `txami.daemon.session`: one PBX's session (its AMI client, hub, metrics);
 - `txami.daemon.routes`: the HTTP tree, per PBX (``/pbx/NAME/...``);
-- `txami.daemon.web`: the HTTP resources (health, events, actions, metrics);
+- `txami.daemon.web`: the HTTP resources (health, events, actions, metrics),
+  Server-Sent Events streams, and each request's grant;
 - `txami.daemon.hub`: the event hub that fans events out to the sinks;
 - `txami.daemon.eventlog`: the JSON lines event log;
 - `txami.daemon.metrics`: counters per PBX in Prometheus text form;
@@ -20,6 +21,9 @@ The ``twistd txami`` daemon: one module per piece.
 - `txami.daemon.actionconsumer`: actions requested through Redis;
 - `txami.daemon.redisbridge`: wires the PBXs to Redis;
 - `txami.daemon.acl`: scoped HTTP tokens;
+- `txami.daemon.statefeed`: one PBX's live state as numbered deltas;
+- `txami.daemon.stateweb`: ``/state`` and ``/state/stream``;
+- `txami.daemon.board`: the call board's files and ``/whoami``;
 - `txami.daemon.demo`: the embedded fake PBX behind ``--demo``.
 
 The library (`txami`) never imports this package; `txami.tap` is the thin

@@ -54,6 +54,7 @@ from txami.config import (
 
 __all__ = [
     "ACL_KEYS",
+    "ANONYMOUS",
     "EVERYTHING",
     "AccessList",
     "Grant",
@@ -118,6 +119,8 @@ class Grant:
 
 #: What the one-token form (``--http-token-file``) allows: everything.
 EVERYTHING = Grant("token", read=True, actions=("*",))
+#: What a request may do when the daemon has no token at all (it listens on loopback only).
+ANONYMOUS = Grant("anonymous", read=True, actions=("*",))
 
 
 class AccessList:

@@ -7,6 +7,8 @@ The daemon's configuration: the PBXs it bridges, its ``[http]`` and ``[redis]`` 
     [http]
     listen = tcp:8088:interface=127.0.0.1
     token-file = /etc/txami/http.token
+    # or, instead of token-file, tokens with scopes (txami.daemon.acl):
+    # acl = /etc/txami/http-acl.ini
 
     [redis]
     url = redis://127.0.0.1:6379/0
@@ -33,11 +35,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from txami.config import (
+    ConfigError,
     PBXConfig,
     Section,
     load_config,
     read_secret_file,
 )
+from txami.daemon.acl import AccessList, load_acl
 
 __all__ = [
     "DAEMON_SECTIONS",
@@ -56,7 +60,7 @@ __all__ = [
 #: The sections of the file besides ``[pbx:NAME]``.
 DAEMON_SECTIONS = frozenset({"http", "redis"})
 #: The keys of ``[http]``.
-HTTP_KEYS = frozenset({"listen", "token-file"})
+HTTP_KEYS = frozenset({"listen", "token-file", "acl"})
 #: The keys of ``[redis]`` and their defaults (None: no default).
 REDIS_DEFAULTS: Mapping[str, str | None] = {
     "url": None,
@@ -136,7 +140,7 @@ def check_http_exposure(description: str, has_token: bool) -> str | None:
     kind, interface = _endpoint_kind(description)
     if kind in _LOCAL_ENDPOINTS or (interface is not None and _is_loopback(interface)):
         return None
-    return "listens beyond loopback: give a token file, or listen on interface=127.0.0.1"
+    return "listens beyond loopback: give a token file or an acl, or listen on interface=127.0.0.1"
 
 
 def parse_redis_url(url: str) -> tuple[str, int, int, bool]:
@@ -188,11 +192,15 @@ def pbx_tls_options(pbx: PBXConfig) -> Any:
 
 @dataclass(frozen=True)
 class HTTPConfig:
-    """The HTTP bridge: where it listens and the bearer token clients must send."""
+    """
+    The HTTP bridge: where it listens, and the bearer token clients must
+    send (``token``) or the tokens and what each may do (``access``).
+    """
 
     listen: str
     token: str | None = field(default=None, repr=False)
     source: str = ""
+    access: AccessList | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -302,15 +310,26 @@ def _http(section: Section, problems: list[str]) -> HTTPConfig | None:
     before = len(problems)
     listen = check.get("listen")
     token = check.secret("token-file")
+    acl_path = check.get("acl")
+    access = None
+    if acl_path and check.get("token-file"):
+        check.bad("acl", "give token-file or acl, not both (acl can grant everything to a token)")
+    elif acl_path:
+        try:
+            access = load_acl(acl_path)
+        except ConfigError as error:
+            for problem in error.problems:
+                check.bad("acl", f"acl: {problem}")
     if not listen:
         check.bad(None, "listen is required (an endpoint such as tcp:8088:interface=127.0.0.1)")
     else:
-        why = check_endpoint(listen) or check_http_exposure(listen, token is not None)
+        tokens = token is not None or bool(acl_path)
+        why = check_endpoint(listen) or check_http_exposure(listen, tokens)
         if why is not None:
             check.bad("listen", f"listen {why}")
     if len(problems) > before or not listen:
         return None
-    return HTTPConfig(listen, token, section.where())
+    return HTTPConfig(listen, token, section.where(), access)
 
 
 def _redis(section: Section, problems: list[str]) -> RedisConfig | None:

@@ -37,6 +37,7 @@ from txami.config import (
     check_pbx,
     read_secret_file,
 )
+from txami.daemon.acl import AccessList, load_acl
 from txami.daemon.config import (
     DaemonConfig,
     HTTPConfig,
@@ -64,7 +65,15 @@ DEFAULT_PBX = "default"
 # The options --demo replaces, and the flags that mark them as given.
 _DEMO_CONFLICTS = ("host", "port", "tls", "tls-ca", "username", "secret-file")
 # The options --config replaces.
-_CONFIG_CONFLICTS = (*_DEMO_CONFLICTS, "auth", "events", "http", "http-token-file", "demo")
+_CONFIG_CONFLICTS = (
+    *_DEMO_CONFLICTS,
+    "auth",
+    "events",
+    "http",
+    "http-token-file",
+    "http-acl",
+    "demo",
+)
 _FLAG_SOURCE = "the command line"
 _FLAG_KEYS = sorted(PBX_KEYS | {"http-token-file"}, key=len, reverse=True)
 
@@ -151,6 +160,13 @@ class Options(usage.Options):
             "Serve the HTTP bridge on this server endpoint, e.g. tcp:8088:interface=127.0.0.1.",
         ],
         ["http-token-file", None, None, "File holding the bearer token HTTP clients must send."],
+        [
+            "http-acl",
+            None,
+            None,
+            "INI file of HTTP tokens and what each may do (read, actions, PBXs); "
+            "instead of --http-token-file.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -160,6 +176,8 @@ class Options(usage.Options):
         #: option dict so that no repr of the options ever shows them.
         self.secret = ""
         self.http_token: str | None = None
+        #: The tokens and their grants (with ``--http-acl``).
+        self.http_access: AccessList | None = None
         #: The client TLS options (with ``--tls``), made by `postOptions`.
         self.tls_options: Any = None
         #: What the daemon runs, made by `postOptions` from the file or the flags.
@@ -210,7 +228,8 @@ class Options(usage.Options):
         pbx = self._check_pbx()
         self._check_log()
         http = self._check_http()
-        if pbx is None:
+        if pbx is None:  # --demo: build_service makes the PBX
+            self.daemon_config = DaemonConfig({}, {}, http)
             return
         self["host"], self["port"], self["tls"] = pbx.host, pbx.port, pbx.tls
         self.secret = pbx.secret
@@ -280,10 +299,18 @@ class Options(usage.Options):
         """The HTTP bridge the flags describe, checked by the ``[http]`` section's rules."""
         description = self["http"]
         token_file = self["http-token-file"]
+        acl = self["http-acl"]
         if description is None:
             if token_file:
                 raise usage.UsageError("--http-token-file needs --http")
+            if acl:
+                raise usage.UsageError("--http-acl needs --http")
             return None
+        if token_file and acl:
+            raise usage.UsageError(
+                "give --http-token-file or --http-acl, not both "
+                "(the access list can grant everything to a token)"
+            )
         why = check_endpoint(description)
         if why is not None:
             raise usage.UsageError(why.replace("bad endpoint", "bad --http endpoint", 1))
@@ -292,12 +319,20 @@ class Options(usage.Options):
                 self.http_token = read_secret_file(token_file)
             except ValueError as error:
                 raise _flag_problem([f"http-token-file: {error}"]) from None
-        if check_http_exposure(description, self.http_token is not None) is not None:
+        if acl:
+            try:
+                self.http_access = load_acl(acl)
+            except ConfigError as error:
+                raise usage.UsageError(
+                    f"--http-acl {acl}:\n" + "\n".join(error.problems)
+                ) from None
+        tokens = self.http_token is not None or self.http_access is not None
+        if check_http_exposure(description, tokens) is not None:
             raise usage.UsageError(
-                f"--http {description} listens beyond loopback: give --http-token-file, "
-                "or listen on interface=127.0.0.1"
+                f"--http {description} listens beyond loopback: give --http-token-file "
+                "or --http-acl, or listen on interface=127.0.0.1"
             )
-        return HTTPConfig(description, self.http_token, _FLAG_SOURCE)
+        return HTTPConfig(description, self.http_token, _FLAG_SOURCE, self.http_access)
 
 
 def _stdout() -> TextIO:
@@ -363,6 +398,6 @@ def build_service(options: Options, reactor: Any, *, stdout: TextIO) -> BridgeSe
         add_redis(bridge, config.redis, reactor)
     if config.http is not None:
         endpoint = endpoints.serverFromString(reactor, config.http.listen)  # type: ignore[no-untyped-call]
-        bridge.add_http(endpoint, config.http.token)
+        bridge.add_http(endpoint, config.http.token, access=config.http.access)
     bridge.add_sessions()
     return bridge

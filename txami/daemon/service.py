@@ -23,12 +23,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
+from txami.daemon.acl import AccessList
 from txami.daemon.eventlog import EventLog
 from txami.daemon.hub import EventHub
 from txami.daemon.metrics import MetricsRegistry
 from txami.daemon.routes import PBX_CHILDREN, make_daemon_resource
 from txami.daemon.session import AMIClientService, ConnectionState, PBXSession
-from txami.daemon.web import EventStreamResource, make_site
+from txami.daemon.statefeed import StateFeed
+from txami.daemon.web import SSEResource, make_site
 from txami.factory import AMIFactory
 
 __all__ = ["AMIClientService", "BridgeService", "ConnectionState", "HTTPService", "PBXSession"]
@@ -40,19 +42,25 @@ class HTTPService(Service):
     """
     Serves ``site`` on ``endpoint``, listening in `privilegedStartService` (so
     twistd can bind a low port before dropping privileges).  A listen that
-    fails raises there, and twistd does not start.  The event streams of
-    ``streams`` are finished on stop.
+    fails raises there, and twistd does not start.  The live state of
+    ``feeds`` starts with the service (before the PBXs connect) and stops
+    with it; the streams of ``streams`` (``/events``) and ``state_streams``
+    are finished on stop.
     """
 
     def __init__(
         self,
         endpoint: IStreamServerEndpoint,
         site: Site,
-        streams: Iterable[EventStreamResource],
+        streams: Iterable[SSEResource],
+        feeds: Iterable[StateFeed] = (),
+        state_streams: Iterable[SSEResource] = (),
     ) -> None:
         self.endpoint = endpoint
         self.site = site
         self.streams = list(streams)
+        self.feeds = list(feeds)
+        self.state_streams = list(state_streams)
         #: The listening port, once listening.
         self.listening: IListeningPort | None = None
 
@@ -72,15 +80,19 @@ class HTTPService(Service):
             failures[0].raiseException()
 
     def startService(self) -> None:
-        """Listen (if `privilegedStartService` did not already)."""
+        """Listen (if `privilegedStartService` did not already); start the live states."""
         self.privilegedStartService()
         super().startService()  # type: ignore[no-untyped-call]
+        for feed in self.feeds:
+            feed.start()
 
     def stopService(self) -> Deferred[None]:
-        """Finish every event stream and stop listening."""
+        """Finish every stream, stop the live states and stop listening."""
         super().stopService()  # type: ignore[no-untyped-call]
-        for events in self.streams:
-            events.close_all()
+        for resource in (*self.streams, *self.state_streams):
+            resource.close_all()
+        for feed in self.feeds:
+            feed.stop()
         port, self.listening = self.listening, None
         if port is None:
             return succeed(None)
@@ -128,6 +140,18 @@ class BridgeService(MultiService):
             "counter",
             "/events clients dropped for reading too slowly.",
             lambda: sum(e.dropped for e in self.http.streams) if self.http else 0,
+        )
+        add(
+            "txami_state_stream_clients",
+            "gauge",
+            "Open /state/stream streams (every PBX's).",
+            lambda: sum(len(e.streams) for e in self.http.state_streams) if self.http else 0,
+        )
+        add(
+            "txami_state_stream_dropped_total",
+            "counter",
+            "/state/stream clients dropped for reading too slowly.",
+            lambda: sum(e.dropped for e in self.http.state_streams) if self.http else 0,
         )
         add(
             "txami_event_log_write_errors_total",
@@ -198,9 +222,15 @@ class BridgeService(MultiService):
         endpoint: IStreamServerEndpoint,
         token: str | None,
         children: Any = PBX_CHILDREN,
+        *,
+        access: AccessList | None = None,
         **stream_options: Any,
     ) -> HTTPService:
-        """Serve the HTTP bridge on ``endpoint`` (``token``: the bearer token, if any)."""
+        """
+        Serve the HTTP bridge and the board on ``endpoint``: ``access`` says
+        what each token may do (``token``: the one token that may do
+        everything; neither: no token needed).
+        """
         resource, context = make_daemon_resource(
             self.sessions,
             health=self.health,
@@ -208,11 +238,14 @@ class BridgeService(MultiService):
             metrics=self.metrics,
             clock=self.clock,
             token=token,
+            access=access,
             children=children,
             **stream_options,
         )
         site = make_site(resource, self.clock)
-        self.http = HTTPService(endpoint, site, context.streams)
+        self.http = HTTPService(
+            endpoint, site, context.streams, context.feeds.values(), context.state_streams
+        )
         self.http.setServiceParent(self)  # type: ignore[no-untyped-call]
         return self.http
 

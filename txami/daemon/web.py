@@ -16,16 +16,21 @@ The HTTP bridge: `twisted.web` resources that expose one AMI session as JSON.
 ``GET /metrics``
     Prometheus text (`txami.daemon.metrics`).
 
-With a token configured, every request needs ``Authorization: Bearer
-<token>`` (compared in constant time) or gets ``401``.  The token is never logged.
+With a token (``--http-token-file``) or an access list (``--http-acl``,
+`txami.daemon.acl`) configured, every request needs ``Authorization: Bearer
+<token>`` (hashed and compared in constant time) or gets ``401``; a request
+its token's grant does not cover gets ``403`` with a JSON reason naming what
+was refused (``"refused": {"read": PBX}`` or ``{"action": NAME, "pbx":
+PBX}``), and nothing is sent to Asterisk.  Tokens are never logged.  Only
+the board's static files (`txami.daemon.board`) are served without a token:
+they hold no data, and the page asks for the token itself.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -36,6 +41,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
+from txami.daemon.acl import ANONYMOUS, AccessList, Grant
 from txami.daemon.hub import EventHub, ReceivedEvent
 from txami.daemon.metrics import CONTENT_TYPE, Metrics
 from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
@@ -44,13 +50,20 @@ from txami.message import Headers, Message
 from txami.protocol import abort_connection
 
 __all__ = [
+    "DEFAULT_PBX",
     "MAX_BODY_SIZE",
     "RESERVED_ACTIONS",
     "ActionSender",
     "EventStreamResource",
+    "HTTPRequest",
+    "SSEResource",
+    "SSEStream",
+    "grant_of",
     "make_resource",
     "make_site",
     "parse_headers",
+    "refuse_action",
+    "refuse_read",
 ]
 
 _log = Logger(namespace="txami.daemon.web")
@@ -63,6 +76,10 @@ UNTAGGED_ITEMS = {"iaxpeers": "PeerEntry"}
 MAX_BODY_SIZE = 65536
 #: The longest per-request ``?timeout=`` accepted, in seconds.
 MAX_ACTION_TIMEOUT = 3600.0
+#: The name of the PBX of a daemon configured by flags (one PBX).
+DEFAULT_PBX = "default"
+# Where the root keeps a request's grant (an attribute of the request).
+_GRANT = "_txami_grant"
 
 
 class ActionSender(Protocol):
@@ -115,8 +132,58 @@ def _error(request: HTTPRequest, code: int, error: str, message: str) -> bytes:
     return _write_json(request, code, {"error": error, "message": message})
 
 
+def grant_of(request: HTTPRequest) -> Grant | None:
+    """The grant the root found for ``request``'s token (None: not through the root)."""
+    grant = getattr(request, _GRANT, None)
+    return grant if isinstance(grant, Grant) else None
+
+
+def _forbidden(
+    request: HTTPRequest, grant: Grant | None, what: str, refused: dict[str, str]
+) -> bytes:
+    """A ``403`` naming what ``grant`` may not do (the grant by its name, never its token)."""
+    name = grant.name if grant is not None else None
+    _log.info("refused {what} to the token {name!r}", what=what, name=name)
+    request.setHeader(b"www-authenticate", b'Bearer realm="txami", error="insufficient_scope"')
+    return _write_json(
+        request,
+        403,
+        {
+            "error": "forbidden",
+            "message": f"the token {name!r} may not {what}",
+            "token": name,
+            "refused": refused,
+        },
+    )
+
+
+def refuse_read(request: HTTPRequest, pbxs: Sequence[str]) -> bytes | None:
+    """The ``403`` answer if ``request``'s grant may not read each of ``pbxs``, else None."""
+    grant = grant_of(request)
+    for pbx in pbxs:
+        if grant is None or not grant.may_read(pbx):
+            return _forbidden(request, grant, f"read PBX {pbx!r}", {"read": pbx})
+    return None
+
+
+def refuse_action(request: HTTPRequest, action: str, pbx: str) -> bytes | None:
+    """The ``403`` answer if ``request``'s grant may not run ``action`` on ``pbx``, else None."""
+    grant = grant_of(request)
+    if grant is None or not grant.may_run(action, pbx):
+        return _forbidden(
+            request, grant, f"run {action} on PBX {pbx!r}", {"action": action, "pbx": pbx}
+        )
+    return None
+
+
 class _JSONResource(Resource):
-    """A resource whose unsupported methods get a JSON ``405``."""
+    """
+    A resource whose unsupported methods get a JSON ``405``, and that
+    answers only requests whose grant may read each PBX of `reads`.
+    """
+
+    #: The PBXs a request must be allowed to read (empty: no read needed).
+    reads: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         Resource.__init__(self)  # type: ignore[no-untyped-call]
@@ -131,6 +198,10 @@ class _JSONResource(Resource):
         if method not in allowed:
             request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
             return _error(request, 405, "method_not_allowed", f"use {' or '.join(allowed)}")
+        if self.reads:
+            refused = refuse_read(request, self.reads)
+            if refused is not None:
+                return refused
         result: bytes | int = getattr(self, "render_" + method)(request)
         return result
 
@@ -151,46 +222,83 @@ class _Unauthorized(_JSONResource):
 
 
 class _Root(_JSONResource):
-    """The tree's root: checks the bearer token before any child is reached."""
+    """
+    The tree's root: finds the grant of the request's bearer token before any
+    child is reached (``401`` without one, when tokens are configured).  The
+    children named in ``public`` (the board's files) need no token, and
+    neither does ``GET /`` from a browser (``Accept: text/html``) when a
+    ``board`` page is given: the page asks for the token itself.
+    """
 
-    def __init__(self, token: str | None, endpoints: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        access: AccessList | None,
+        endpoints: list[str] | None = None,
+        *,
+        board: IResource | None = None,
+        public: frozenset[bytes] = frozenset(),
+    ) -> None:
         super().__init__()
-        self._token = token.encode("utf-8") if token is not None else None
+        self._access = access
         self._endpoints = endpoints or ["/health", "/events", "/actions/{Action}", "/metrics"]
+        self._board = board
+        self._public = public
 
-    def authorized(self, request: HTTPRequest) -> bool:
-        """Whether ``request`` carries the token (always, if none is configured)."""
-        if self._token is None:
-            return True
-        header = request.getHeader(b"authorization") or b""
-        scheme, _, given = header.strip().partition(b" ")
-        if scheme.lower() != b"bearer":
-            given = b""
-        return hmac.compare_digest(given.strip(), self._token)
+    def grant(self, request: HTTPRequest) -> Grant | None:
+        """The grant of ``request``'s token (`ANONYMOUS` when no token is configured)."""
+        if self._access is None:
+            return ANONYMOUS
+        return self._access.grant_for(request.getHeader(b"authorization"))
+
+    def _authorize(self, request: HTTPRequest) -> bool:
+        grant = self.grant(request)
+        setattr(request, _GRANT, grant)
+        return grant is not None
+
+    def _wants_board(self, request: HTTPRequest) -> bool:
+        """Whether ``request`` is a browser's for the page (``GET /``, ``Accept: text/html``)."""
+        accept = request.getHeader(b"accept") or b""
+        return self._board is not None and b"text/html" in accept
 
     def getChildWithDefault(self, path: bytes, request: HTTPRequest) -> IResource:
-        if not self.authorized(request):
+        if path in self._public and path in self.children:
+            child: IResource = self.children[path]
+            return child
+        if path == b"" and self._wants_board(request):
+            return self
+        if not self._authorize(request):
             return _Unauthorized()
-        child: IResource = Resource.getChildWithDefault(self, path, request)  # type: ignore[no-untyped-call]
-        return child
+        found: IResource = Resource.getChildWithDefault(self, path, request)  # type: ignore[no-untyped-call]
+        return found
 
     def getChild(self, path: bytes, request: HTTPRequest) -> IResource:
         return self if path == b"" else _NotFound()
 
-    def render_GET(self, request: HTTPRequest) -> bytes:
-        if not self.authorized(request):
+    def render_GET(self, request: HTTPRequest) -> bytes | int:
+        if self._wants_board(request):
+            assert self._board is not None
+            page: bytes | int = self._board.render(request)  # type: ignore[no-untyped-call]
+            return page
+        if not self._authorize(request):
             return _Unauthorized().render(request)
         return _write_json(request, 200, {"endpoints": self._endpoints})
 
 
 class HealthResource(_JSONResource):
-    """``GET /health``: ``health()``'s dict; ``200`` if its ``logged_in`` is true, else ``503``."""
+    """
+    ``GET /health``: ``health()``'s dict; ``200`` if its ``logged_in`` is
+    true, else ``503``.  ``pbxs``: the PBXs it reports on (a token needs
+    read on each).
+    """
 
     isLeaf = True
 
-    def __init__(self, health: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(
+        self, health: Callable[[], Mapping[str, Any]], pbxs: Sequence[str] = (DEFAULT_PBX,)
+    ) -> None:
         super().__init__()
         self._health = health
+        self.reads = tuple(pbxs)
 
     def render_GET(self, request: HTTPRequest) -> bytes:
         state = self._health()
@@ -202,13 +310,17 @@ class _Renders(Protocol):
 
 
 class MetricsResource(_JSONResource):
-    """``GET /metrics``: the Prometheus text of a `Metrics` or `MetricsRegistry`."""
+    """
+    ``GET /metrics``: the Prometheus text of a `Metrics` or `MetricsRegistry`
+    (of ``pbxs``: a token needs read on each).
+    """
 
     isLeaf = True
 
-    def __init__(self, metrics: _Renders) -> None:
+    def __init__(self, metrics: _Renders, pbxs: Sequence[str] = (DEFAULT_PBX,)) -> None:
         super().__init__()
         self._metrics = metrics
+        self.reads = tuple(pbxs)
 
     def render_GET(self, request: HTTPRequest) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
@@ -256,15 +368,25 @@ def _timeout_of(request: HTTPRequest) -> float | None:
 
 
 class ActionResource(_JSONResource):
-    """``POST /actions/{Action}``: one AMI action per request; see the module doc."""
+    """
+    ``POST /actions/{Action}``: one AMI action per request, to PBX ``pbx``
+    (a token needs that action on that PBX); see the module doc.
+    """
 
     isLeaf = True
 
-    def __init__(self, sender: ActionSender, metrics: Metrics, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        sender: ActionSender,
+        metrics: Metrics,
+        clock: IReactorTime,
+        pbx: str = DEFAULT_PBX,
+    ) -> None:
         super().__init__()
         self._sender = sender
         self._metrics = metrics
         self._clock = clock
+        self.pbx = pbx
 
     def render_POST(self, request: HTTPRequest) -> bytes | int:
         path = request.postpath
@@ -275,6 +397,9 @@ class ActionResource(_JSONResource):
             return _error(
                 request, 403, "reserved_action", f"{name} is reserved for the daemon's own session"
             )
+        refused = refuse_action(request, name, self.pbx)
+        if refused is not None:
+            return refused
         assert request.content is not None
         body = request.content.read(MAX_BODY_SIZE + 1)
         if len(body) > MAX_BODY_SIZE:
@@ -362,42 +487,50 @@ class _Actions(_JSONResource):
         return _error(request, 404, "not_found", "POST /actions/{Action}")
 
 
-# --- the event stream --------------------------------------------------------------------------
+# --- Server-Sent Events streams ---------------------------------------------------------------
 
 
 @implementer(IPushProducer)
-class _EventStream:
+class SSEStream:
     """
-    One ``/events`` client: a push producer registered on its request, so the
-    HTTP channel pauses it while the socket's send buffer is full.  Events that
-    arrive while paused wait in a queue; past ``max_queued_bytes`` the client
-    is dropped.
+    One Server-Sent Events client: a push producer registered on its
+    request, so the HTTP channel pauses it while the socket's send buffer is
+    full.  What is sent while paused waits in a queue; past its resource's
+    ``max_queued_bytes`` the client is dropped (the slow-consumer rule).  A
+    comment line every ``keepalive_interval`` keeps proxies from timing out.
+    Subclasses say what to subscribe to (`subscribe`, `unsubscribe`).
     """
 
-    def __init__(
-        self,
-        owner: EventStreamResource,
-        request: HTTPRequest,
-        names: frozenset[str] | None,
-    ) -> None:
+    def __init__(self, owner: SSEResource, request: HTTPRequest) -> None:
         self.owner = owner
         self.request = request
-        self.names = names
         self.paused = False
         self.closed = False
         self.queue: deque[bytes] = deque()
         self.queued_bytes = 0
         self.keepalive: IDelayedCall | None = None
 
+    def subscribe(self) -> None:
+        """Start receiving what this stream sends (called once, by `start`)."""
+
+    def unsubscribe(self) -> None:
+        """Stop receiving (called once, when the stream ends)."""
+
+    def greeting(self) -> bytes:
+        """What the stream begins with (a comment line by default)."""
+        return b": txami stream\n\n"
+
     def start(self) -> None:
         self.request.registerProducer(self, True)
         self.request.notifyFinish().addBoth(lambda _: self._end())
-        self.owner.hub.subscribe(self)
-        self.request.write(b": txami event stream\n\n")
+        self.subscribe()
+        if not self.closed:
+            self.send(self.greeting())
         self._schedule()
 
     def _schedule(self) -> None:
-        self.keepalive = self.owner.clock.callLater(self.owner.keepalive_interval, self._ping)
+        if not self.closed:
+            self.keepalive = self.owner.clock.callLater(self.owner.keepalive_interval, self._ping)
 
     def _ping(self) -> None:
         self.keepalive = None
@@ -405,10 +538,10 @@ class _EventStream:
             self.request.write(b":\n\n")
         self._schedule()
 
-    def __call__(self, received: ReceivedEvent) -> None:
-        if self.names is not None and received.name.lower() not in self.names:
+    def send(self, data: bytes) -> None:
+        """Write ``data`` now, or queue it while paused (dropping the client past the bound)."""
+        if self.closed:
             return
-        data = f"data: {received.json}\n\n".encode("ascii")
         if not self.paused:
             self.request.write(data)
             return
@@ -421,7 +554,8 @@ class _EventStream:
         """Abort a client that has fallen too far behind."""
         self.owner.dropped += 1
         _log.warn(
-            "dropping a slow /events client {peer}: {size} bytes waiting for it",
+            "dropping a slow {path} client {peer}: {size} bytes waiting for it",
+            path=self.owner.path,
             peer=str(self.request.getClientAddress()),
             size=self.queued_bytes,
         )
@@ -444,7 +578,7 @@ class _EventStream:
         self.closed = True
         self.queue.clear()
         self.queued_bytes = 0
-        self.owner.hub.unsubscribe(self)
+        self.unsubscribe()
         self.owner.streams.discard(self)
         if self.keepalive is not None and self.keepalive.active():
             self.keepalive.cancel()
@@ -469,14 +603,19 @@ class _EventStream:
         self._end()
 
 
-class EventStreamResource(_JSONResource):
-    """``GET /events``: a Server-Sent Events stream of the hub's events."""
+class SSEResource(_JSONResource):
+    """
+    A ``GET`` resource that answers with a Server-Sent Events stream
+    (`open_stream` makes it), at most ``max_clients`` at once, each bound by
+    the slow-consumer rule of `SSEStream`.
+    """
 
     isLeaf = True
+    #: How the resource names itself in log lines.
+    path = "stream"
 
     def __init__(
         self,
-        hub: EventHub,
         clock: IReactorTime,
         *,
         max_queued_bytes: int = 1_000_000,
@@ -484,14 +623,17 @@ class EventStreamResource(_JSONResource):
         keepalive_interval: float = 15.0,
     ) -> None:
         super().__init__()
-        self.hub = hub
         self.clock = clock
         self.max_queued_bytes = max_queued_bytes
         self.max_clients = max_clients
         self.keepalive_interval = keepalive_interval
-        self.streams: set[_EventStream] = set()
+        self.streams: set[SSEStream] = set()
         #: Clients dropped for reading too slowly.
         self.dropped = 0
+
+    def open_stream(self, request: HTTPRequest) -> SSEStream:
+        """The stream for ``request`` (its query is checked here: `ValueError` for a 400)."""
+        raise NotImplementedError
 
     def render_GET(self, request: HTTPRequest) -> bytes | int:
         if request.method == b"HEAD":
@@ -499,11 +641,10 @@ class EventStreamResource(_JSONResource):
             return b""
         if len(self.streams) >= self.max_clients:
             return _error(request, 503, "too_many_streams", f"at most {self.max_clients} streams")
-        names: frozenset[str] | None = None
-        raw = (request.args or {}).get(b"name")
-        if raw:
-            text = ",".join(value.decode("utf-8", "surrogateescape") for value in raw)
-            names = frozenset(n.strip().lower() for n in text.split(",") if n.strip()) or None
+        try:
+            stream = self.open_stream(request)
+        except ValueError as error:
+            return _error(request, 400, "bad_request", str(error))
         request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")
@@ -511,7 +652,6 @@ class EventStreamResource(_JSONResource):
         set_timeout = getattr(channel, "setTimeout", None)
         if set_timeout is not None:
             set_timeout(None)  # a stream is idle on the read side by design
-        stream = _EventStream(self, request, names)
         self.streams.add(stream)
         stream.start()
         return NOT_DONE_YET
@@ -522,6 +662,58 @@ class EventStreamResource(_JSONResource):
             stream.finish()
 
 
+class _EventStream(SSEStream):
+    """One ``/events`` client: the hub's events (those named ``names``, if given)."""
+
+    owner: EventStreamResource
+
+    def __init__(
+        self, owner: EventStreamResource, request: HTTPRequest, names: frozenset[str] | None
+    ) -> None:
+        super().__init__(owner, request)
+        self.names = names
+
+    def greeting(self) -> bytes:
+        return b": txami event stream\n\n"
+
+    def subscribe(self) -> None:
+        self.owner.hub.subscribe(self)
+
+    def unsubscribe(self) -> None:
+        self.owner.hub.unsubscribe(self)
+
+    def __call__(self, received: ReceivedEvent) -> None:
+        if self.names is not None and received.name.lower() not in self.names:
+            return
+        self.send(f"data: {received.json}\n\n".encode("ascii"))
+
+
+class EventStreamResource(SSEResource):
+    """``GET /events``: a Server-Sent Events stream of the hub's events (of ``pbxs``)."""
+
+    path = "/events"
+
+    def __init__(
+        self,
+        hub: EventHub,
+        clock: IReactorTime,
+        *,
+        pbxs: Sequence[str] = (DEFAULT_PBX,),
+        **limits: Any,
+    ) -> None:
+        super().__init__(clock, **limits)
+        self.hub = hub
+        self.reads = tuple(pbxs)
+
+    def open_stream(self, request: HTTPRequest) -> SSEStream:
+        names: frozenset[str] | None = None
+        raw = (request.args or {}).get(b"name")
+        if raw:
+            text = ",".join(value.decode("utf-8", "surrogateescape") for value in raw)
+            names = frozenset(n.strip().lower() for n in text.split(",") if n.strip()) or None
+        return _EventStream(self, request, names)
+
+
 def make_resource(
     *,
     sender: ActionSender,
@@ -530,10 +722,16 @@ def make_resource(
     metrics: Metrics,
     clock: IReactorTime,
     token: str | None = None,
+    access: AccessList | None = None,
     events: EventStreamResource | None = None,
 ) -> Resource:
-    """The bridge's resource tree (``events`` lets the caller keep the stream resource)."""
-    root = _Root(token)
+    """
+    One PBX's resource tree (``events`` lets the caller keep the stream
+    resource).  ``token`` is the one-token form of ``access``.
+    """
+    if access is None and token is not None:
+        access = AccessList.single_token(token)
+    root = _Root(access)
     root.putChild(b"health", HealthResource(health))
     root.putChild(b"events", events if events is not None else EventStreamResource(hub, clock))
     root.putChild(b"actions", _Actions(ActionResource(sender, metrics, clock)))
