@@ -20,7 +20,7 @@ from typing import Any, ClassVar, NoReturn, TextIO
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from txami.cli import action, command, events, ping
+from txami.cli import action, calls, command, events, ping, queues
 from txami.cli.context import Context
 from txami.cli.exitcodes import CLIError, ExitCode, Interrupted, failure_exit
 from txami.cli.options import ConnectionOptions, Settings, resolve
@@ -38,6 +38,8 @@ COMMANDS: Mapping[str, tuple[type[usage.Options], Runner, str]] = {
     "action": (action.Options, action.run, "Send an AMI action; print its answer."),
     "command": (command.Options, command.run, "Run an Asterisk CLI command; print its output."),
     "events": (events.Options, events.run, "Print events as they arrive (until Ctrl-C)."),
+    "calls": (calls.Options, calls.run, "Show the calls, live (--once: a snapshot)."),
+    "queues": (queues.Options, queues.run, "Show the queues, live (--once: a snapshot)."),
 }
 
 
