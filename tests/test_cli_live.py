@@ -123,7 +123,7 @@ class SnapshotTests(LiveTestCase):
         self.assertEqual(self.fake.actions_received[-1][1].name, "Logoff")
 
     async def test_calls_once_width_and_empty(self) -> None:
-        """--width fits the table (Connected and Location go first); no calls is one line."""
+        """--width fits the table (Connected, Location, Bridge left out); no calls is one line."""
         empty = await self.run_txami("calls", "--once")
         self.assertEqual((empty.code, empty.text, empty.error), (0, "0 calls, 0 channels\n", ""))
         self.two_calls()
@@ -132,16 +132,15 @@ class SnapshotTests(LiveTestCase):
         self.assertEqual(
             result.text.splitlines(),
             [
-                "  Channel           State  Caller ID    Application   Duration  Bridge",
+                "  Channel                  State  Caller ID     Application     Duration",
                 "Call 1700000000.0: 3 channels, 00:01:05, answered, bridge 00000001 (bas\u2026",
-                "  PJSIP/201-00000\u2026  Up     Alice <201>  "
-                "Dial(Local/\u2026  00:01:05  00000001",
-                "  Local/1000@txam\u2026  Up     Alice <101\u2026  "
-                "AppDial((Ou\u2026  00:01:05  00000001",
-                "  Local/1000@txam\u2026  Up     Alice <201>  Wait(3600)    00:01:05",
+                "  PJSIP/201-00000000       Up     Alice <201>   Dial(Local/10\u2026  00:01:05",
+                "  Local/1000@txami-test-\u2026  Up     Alice <1010>  "
+                "AppDial((Outg\u2026  00:01:05",
+                "  Local/1000@txami-test-\u2026  Up     Alice <201>   Wait(3600)      00:01:05",
                 "",
                 "Call 1700000060.3: 1 channel, 00:00:05, answered",
-                "  PJSIP/202-00000\u2026  Up     Bob <202>    Wait(3600)    00:00:05",
+                "  PJSIP/202-00000002       Up     Bob <202>     Wait(3600)      00:00:05",
                 "",
                 "2 calls, 4 channels",
             ],

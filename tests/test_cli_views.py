@@ -207,24 +207,25 @@ class CallsViewTests(ViewTestCase):
         self.assertEqual(view.summary(self.state), "2 calls, 4 channels")
 
     def test_fits_the_width(self) -> None:
-        """At 80 columns Connected and Location are left out and long cells cut."""
+        """At 80 columns Connected, Location and Bridge are left out, long cells cut."""
         self.calls_scenario()
         lines = CallsView({}).body(self.state, self.clock.seconds(), 80)
         self.assertEqual(
             lines,
             [
-                "  Channel             State      Caller ID      Application   Duration  Bridge",
+                "  Channel                   State      Caller ID        Application     Duration",
                 "Call 1700000000.0: 3 channels, 00:01:10, answered, "
                 "bridge 00000001 (basic, simple_bridge)",
-                "  PJSIP/201-00000000  Up (hold)  Alice <201>    "
-                "Dial(Local/\u2026  00:01:10  00000001",
-                "  Local/1000@txami-\u2026  Up         Alice <1010>   "
-                "AppDial((Ou\u2026  00:01:10  00000001",
-                "  Local/1000@txami-\u2026  Up         Alice <201>    Wait(3600)    00:01:10",
+                "  PJSIP/201-00000000        Up (hold)  Alice <201>  "
+                "    Dial(Local/10\u2026  00:01:10",
+                "  Local/1000@txami-test-0\u2026  Up         Alice <1010>     "
+                "AppDial((Outg\u2026  00:01:10",
+                "  Local/1000@txami-test-0\u2026  Up         Alice <201>  "
+                "    Wait(3600)      00:01:10",
                 "",
                 "Call 1700000060.3: 1 channel, 00:00:10, answered",
-                "  PJSIP/204-00000002  Up         Dave ?[2J <2\u2026  "
-                "Dial(Local/\u2026  00:00:10  parked",
+                "  PJSIP/204-00000002        Up         Dave ?[2J <204>  "
+                "Dial(Local/10\u2026  00:00:10",
             ],
         )
         # The rows fit; a heading too long is cut by whoever prints it.

@@ -27,12 +27,12 @@ __all__ = ["COLUMNS", "CallsView", "Options", "bridge_labels", "run"]
 #: Location, and Channel and Caller ID together; if that is not enough, Connected is left
 #: out, then Location, then Bridge.
 COLUMNS = (
-    Column("Channel", shrink=4, minimum=16),
+    Column("Channel", shrink=4, minimum=20),
     Column("State", minimum=4),
-    Column("Caller ID", shrink=4, minimum=10),
-    Column("Connected", shrink=2, minimum=10, drop=1),
-    Column("Location", shrink=3, minimum=12, drop=2),
-    Column("Application", shrink=1, minimum=12),
+    Column("Caller ID", shrink=4, minimum=14),
+    Column("Connected", shrink=2, minimum=14, drop=1),
+    Column("Location", shrink=3, minimum=14, drop=2),
+    Column("Application", shrink=1, minimum=14),
     Column("Duration", right=True),
     Column("Bridge", drop=3),
 )
