@@ -401,6 +401,22 @@ class _Stream(io.BytesIO):
         raise io.UnsupportedOperation("no descriptor")
 
 
+class _ThreadsReactor(MemoryReactor):
+    """A `MemoryReactor` whose ``callFromThread`` calls wait for `run_calls`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        self.calls.append((f, args))
+
+    def run_calls(self) -> None:
+        calls, self.calls = self.calls, []
+        for f, args in calls:
+            f(*args)
+
+
 class ScreenTests(SynchronousTestCase):
     """Frames, the alternate screen, keys and signal handlers."""
 
@@ -465,6 +481,45 @@ class ScreenTests(SynchronousTestCase):
         screen.leave()
         self.assertEqual(reactor.getReaders(), [])
         self.assertEqual(termios.tcgetattr(slave)[3], mode)
+
+    def test_suspend_and_continue(self) -> None:
+        """Ctrl-Z gives the terminal back before stopping; the view returns in the foreground."""
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        reactor = _ThreadsReactor()
+        stream = _Stream()
+        screen = Screen(reactor, stream, lambda columns: ["frame"], keys=slave)
+        mode = termios.tcgetattr(slave)[3]
+        stopped: list[tuple[int, int]] = []
+        self.patch(os, "kill", lambda pid, number: stopped.append((pid, number)))
+        foreground = [True]
+        self.patch(screen, "_in_foreground", lambda: foreground[0])
+        screen.enter()
+        self.addCleanup(screen.leave)
+        screen.draw()
+        handler = signal.getsignal(signal.SIGTSTP)
+        stream.seek(0)
+        stream.truncate()
+        handler(signal.SIGTSTP, None)  # type: ignore[operator]
+        # The terminal was given back before the stop, and the handler is back after it.
+        self.assertEqual(stopped, [(os.getpid(), signal.SIGTSTP)])
+        self.assertEqual(stream.getvalue(), LEAVE.encode())
+        self.assertEqual(termios.tcgetattr(slave)[3], mode)
+        self.assertEqual(signal.getsignal(signal.SIGTSTP), handler)
+        # Continued in the background: nothing drawn, no keys read, until the foreground.
+        foreground[0] = False
+        reactor.run_calls()
+        screen.draw()
+        self.assertEqual((stream.getvalue(), reactor.getReaders()), (LEAVE.encode(), []))
+        foreground[0] = True
+        screen.draw()
+        self.assertEqual(
+            stream.getvalue().decode(),
+            LEAVE + ENTER + "\x1b[2J\x1b[Hframe\x1b[K\x1b[J",
+        )
+        self.assertEqual(len(reactor.getReaders()), 1)
+        self.assertFalse(termios.tcgetattr(slave)[3] & termios.ECHO)
 
 
 class ViewOptionTests(SynchronousTestCase):

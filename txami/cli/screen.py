@@ -125,6 +125,8 @@ class Screen:
         self._saved_signals: dict[int, Any] = {}
         self._last = ""
         self._active = False
+        #: Stopped by Ctrl-Z (or continued in the background): the terminal is not ours.
+        self._suspended = False
 
     # --- the terminal ------------------------------------------------------------------------
 
@@ -145,7 +147,10 @@ class Screen:
             number = getattr(signal, name, None)  # POSIX only
             if number is not None:
                 self._saved_signals.setdefault(number, signal.signal(number, handler))
-        if self._keys_fd is not None:
+        self._start_reading()
+
+    def _start_reading(self) -> None:
+        if self._keys_fd is not None and self._keys is None:
             self._keys = _Keys(self._keys_fd, self)
             self._reactor.addReader(self._keys)
 
@@ -154,6 +159,7 @@ class Screen:
         for number, handler in self._saved_signals.items():
             signal.signal(number, handler)
         self._saved_signals.clear()
+        self._suspended = False
         self.stop_reading()
         self._restore()
         atexit.unregister(self.leave)
@@ -211,6 +217,9 @@ class Screen:
 
     def draw(self, full: bool = False) -> None:
         """Show the frame as it is now (``full``: clear the screen first)."""
+        if self._suspended:
+            self._resume()  # back in the foreground, should a SIGCONT have come too early
+            return
         if not self._active:
             return
         columns, rows = self.size()
@@ -246,21 +255,31 @@ class Screen:
 
     def _on_suspend(self, number: int, frame: object) -> None:
         """Ctrl-Z: give the terminal back, then stop as the default action would."""
+        self._suspended = True
         self._restore()
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here (unless nobody could continue us)
+        signal.signal(signal.SIGTSTP, self._on_suspend)
+        self._reactor.callFromThread(self._resume)
 
     def _on_continue(self, number: int, frame: object) -> None:
-        """Back after ``fg`` (or ``bg``): take the terminal again and redraw."""
-        if signal.SIGTSTP in self._saved_signals:
-            signal.signal(signal.SIGTSTP, self._on_suspend)
+        """Continued (``fg`` or ``bg``): take the terminal again if it is ours."""
+        if self._suspended:
             self._reactor.callFromThread(self._resume)
 
     def _resume(self) -> None:
-        if self._active or not self._saved_signals or not self._in_foreground():
-            return  # continued in the background (bg): wait for fg
+        """After a stop: take the terminal back and redraw, once in the foreground."""
+        if not self._suspended or not self._saved_signals:
+            return
+        if not self._in_foreground():
+            # Continued in the background (bg): the keys are not ours; wait for fg (a
+            # SIGCONT, or the next draw finding the terminal ours again).
+            self.stop_reading()
+            return
+        self._suspended = False
         self._active = True
         self._take_keys()
+        self._start_reading()
         try:
             self._write(ENTER)
             self.draw(full=True)
