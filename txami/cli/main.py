@@ -5,8 +5,9 @@ command under `twisted.internet.task.react`, exit with its code.
 Every failure ends as one line on stderr and an exit code of
 `txami.cli.exitcodes`; a traceback only with ``--debug``, which also logs the
 session (txami's log never holds a secret).  SIGINT and SIGTERM end a
-command cleanly: a tail (``events``) exits 0, a one-shot command 130; the
-session logs off either way, and a second signal drops the connection at once.
+command cleanly: a tail (``events``) or a live view (``calls``, ``queues``)
+exits 0, a one-shot command 130; the session logs off either way, and a
+second signal drops the connection at once.
 """
 
 from __future__ import annotations
