@@ -146,6 +146,11 @@ class Txami(ProcessProtocol):
         """Type ``keys`` on the child's terminal (``b"\\x03"`` is Ctrl-C)."""
         self.transport.write(keys)  # type: ignore[union-attr]
 
+    def resize(self, columns: int, rows: int) -> None:
+        """Resize the child's terminal (the kernel sends it SIGWINCH)."""
+        size = struct.pack("HHHH", rows, columns, 0, 0)
+        fcntl.ioctl(self.transport.fd, termios.TIOCSWINSZ, size)  # type: ignore[union-attr]
+
     def terminal_mode(self) -> list[Any]:
         """The child's terminal's attributes (`termios.tcgetattr`) as they are now."""
         return termios.tcgetattr(self.transport.fd)  # type: ignore[union-attr]

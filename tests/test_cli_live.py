@@ -291,7 +291,7 @@ class TerminalTests(LiveTestCase):
         return [frame for frame in frames[1:] if frame]
 
     async def test_calls_redraw_and_ctrl_c(self) -> None:
-        """A change is redrawn in place (no clearing); Ctrl-C restores the screen and keys."""
+        """A change is redrawn in place, a resize to the new width; Ctrl-C restores it all."""
         self.two_calls()
         child = self.start("calls", terminal=(132, 20))
         await child.output(lambda out: b"Call 1700000060.3" in out)
@@ -312,6 +312,14 @@ class TerminalTests(LiveTestCase):
         self.pbx.incoming_call("1001", caller_id='"Carol" <203>')
         await child.output(lambda out: b"Carol <203>" in out)
         self.assertIn("3 calls, 5 channels", self.frames(child)[-1])
+        # The screen was cleared once, on entering: every redraw overwrote the last in place.
+        self.assertEqual(child.out.count(b"\x1b[2J"), 1)
+        # A narrower window: the screen is cleared and the view drawn again to its width.
+        child.resize(90, 20)
+        await child.output(lambda out: out.count(b"\x1b[2J") == 2 and out.endswith(b"\x1b[J"))
+        resized = [line.rstrip("\r") for line in self.frames(child)[-1].split("\n")]
+        self.assertEqual(max(len(line) for line in resized), 90)
+        self.assertIn("Carol <203>", self.frames(child)[-1])
         child.type(b"\x03")
         await child.output(lambda out: out.endswith(LEAVE.encode()))
         mode = child.terminal_mode()[3]
@@ -319,8 +327,6 @@ class TerminalTests(LiveTestCase):
         result = await child.when_ended()
         self.assertEqual(result.code, 0)
         self.assertTrue(result.out.endswith(LEAVE.encode()))
-        # The screen was cleared once, on entering: every redraw overwrites in place.
-        self.assertEqual(result.out.count(b"\x1b[2J"), 1)
 
     async def test_queues_q_quits(self) -> None:
         """A pause shows at once; q ends the view with 0 and gives the terminal back."""

@@ -260,13 +260,14 @@ async def run_view(context: Context, view: View) -> int:
             _print_snapshot(context, view, state, width, stamp=False)
             return 0
         with suppress(Interrupted):  # Ctrl-C is how a live view normally ends
-            if terminal and not options["once"]:
+            if terminal:
                 await _run_screen(context, view, state, ending)
             else:
                 await _run_stream(context, view, state, ending, width)
         return 0
     finally:
         state.stop()
+        ending.finished.addErrback(lambda _: None)  # a loss nobody waited for any more
 
 
 def _print_notes(context: Context, view: View, state: PBXState) -> None:
@@ -326,8 +327,8 @@ async def _run_screen(context: Context, view: View, state: PBXState, ending: _En
         room = columns - display_width(left) - display_width(right)
         title = left + " " * room + right if room >= 2 else cut(left + "  " + right, columns)
         body = view.body(state, now, width) or [view.empty]
-        notes = ["", *(f"! {note}" for note in view.notes(state))] if view.notes(state) else []
-        return [title, "", *body, *notes]
+        notes = [f"! {note}" for note in view.notes(state)]
+        return [title, "", *body, *(["", *notes] if notes else [])]
 
     screen = Screen(context.reactor, context.out.stream, frame, on_quit=ending.done)
     throttle = Throttle(clock, context.options["rate"], screen.draw, ending.fail)
