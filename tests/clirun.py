@@ -6,14 +6,20 @@ it too) and its output collected as bytes; every wait has a deadline, after
 which the child is killed, so a test fails with what it printed instead of
 hanging.  The child's ``HOME`` is the test's own directory, so no user's
 configuration file is read, and its environment holds nothing else of the
-test's.
+test's.  With ``terminal=(columns, rows)`` the child runs on a
+pseudo-terminal of that size (its controlling terminal, as in a shell):
+stdout and stderr both arrive as `Txami.out`, and `Txami.type` sends keys.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import signal
+import struct
 import sys
+import termios
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,19 +142,51 @@ class Txami(ProcessProtocol):
         """Send signal ``number`` to the child."""
         os.kill(self.transport.pid, number)  # type: ignore[union-attr]
 
+    def type(self, keys: bytes) -> None:
+        """Type ``keys`` on the child's terminal (``b"\\x03"`` is Ctrl-C)."""
+        self.transport.write(keys)  # type: ignore[union-attr]
+
+    def resize(self, columns: int, rows: int) -> None:
+        """Resize the child's terminal (the kernel sends it SIGWINCH)."""
+        size = struct.pack("HHHH", rows, columns, 0, 0)
+        fcntl.ioctl(self.transport.fd, termios.TIOCSWINSZ, size)  # type: ignore[union-attr]
+
+    def terminal_mode(self) -> list[Any]:
+        """The child's terminal's attributes (`termios.tcgetattr`) as they are now."""
+        return termios.tcgetattr(self.transport.fd)  # type: ignore[union-attr]
+
     def cleanup(self) -> Deferred[Result]:
         """For ``addCleanup``: kill the child if it still runs, and wait for its end."""
         self.kill()
         return self.when_ended()
 
 
-def spawn(arguments: Sequence[str], home: str, environ: Mapping[str, str] | None = None) -> Txami:
-    """Start ``python -m txami ARGUMENTS`` with ``HOME=home`` and ``environ`` added."""
+def spawn(
+    arguments: Sequence[str],
+    home: str,
+    environ: Mapping[str, str] | None = None,
+    terminal: tuple[int, int] | None = None,
+) -> Txami:
+    """
+    Start ``python -m txami ARGUMENTS`` with ``HOME=home`` and ``environ``
+    added; on a pseudo-terminal of ``terminal`` (columns, rows) if given.
+    """
     child = Txami()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LC_ALL": "C.UTF-8"}
     env.update(environ or {})
+    use_pty: Any = False
+    if terminal is not None:
+        master, slave = pty.openpty()
+        columns, rows = terminal
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        use_pty = (master, slave, os.ttyname(slave))
     reactor.spawnProcess(
-        child, sys.executable, [sys.executable, "-m", "txami", *arguments], env=env, path=ROOT
+        child,
+        sys.executable,
+        [sys.executable, "-m", "txami", *arguments],
+        env=env,
+        path=ROOT,
+        usePTY=use_pty,
     )
     child._timer = reactor.callLater(DEADLINE, child._too_late)
     return child

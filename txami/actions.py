@@ -10,6 +10,7 @@ code.  Any other of Asterisk's actions works through ``send_action``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred
@@ -19,7 +20,11 @@ from txami.compat import iax_peers_from_text
 from txami.errors import AMIError
 from txami.message import Headers, Message, _pairs_of, new_action_id
 
-__all__ = ["AMIActions"]
+__all__ = ["UNTAGGED_ITEMS", "AMIActions"]
+
+#: List actions whose items Asterisk sends without the ActionID: lower-cased action name ->
+#: the item event's name (pass it as ``send_action(..., untagged_items=...)``).
+UNTAGGED_ITEMS: Mapping[str, str] = MappingProxyType({"iaxpeers": "PeerEntry"})
 
 # What a pending action waits for besides its response (see AMIProtocol._send).
 RESPONSE: Final = 0
@@ -378,4 +383,5 @@ class AMIActions:
         ActionID).  Asterisk 1.4 answers with the CLI's table instead: its rows
         are given as ``PeerEntry`` messages (see `txami.compat.iax_peers_from_text`).
         """
-        return self._send("IAXpeers", [], untagged="PeerEntry").addCallback(_peer_items)
+        untagged = UNTAGGED_ITEMS["iaxpeers"]
+        return self._send("IAXpeers", [], untagged=untagged).addCallback(_peer_items)

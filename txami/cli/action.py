@@ -15,18 +15,17 @@ from typing import ClassVar
 
 from twisted.python import usage
 
+from txami.actions import UNTAGGED_ITEMS
 from txami.cli.context import Context
 from txami.cli.options import CommandOptions
 from txami.cli.output import action_json, message_lines
 from txami.jsonform import dumps, message_dict
 from txami.message import Message
 
-__all__ = ["RESERVED_ACTIONS", "UNTAGGED_ITEMS", "Options", "run"]
+__all__ = ["RESERVED_ACTIONS", "Options", "run"]
 
 #: Actions txami sends itself to run the session; refused on the command line.
 RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge"})
-#: List actions whose items Asterisk sends without the ActionID: the item event's name.
-UNTAGGED_ITEMS = {"iaxpeers": "PeerEntry"}
 
 
 def _check(pairs: list[tuple[str, str]]) -> None:

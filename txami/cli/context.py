@@ -9,8 +9,9 @@ when a signal arrives, so every command ends cleanly however it is stopped.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
@@ -30,10 +31,18 @@ _T = TypeVar("_T")
 class Context:
     """The reactor, settings, output and session of one command run."""
 
-    def __init__(self, reactor: Any, settings: Settings, out: Output, options: Any) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        settings: Settings,
+        out: Output,
+        options: Any,
+        stderr: TextIO | None = None,
+    ) -> None:
         self.reactor = reactor
         self.settings = settings
         self.out = out
+        self._stderr = stderr
         #: The command's own parsed options.
         self.options = options
         #: The session, once `connect` succeeded.
@@ -62,6 +71,12 @@ class Context:
         if factory is None:
             return succeed(None)
         return factory.stop()
+
+    def note(self, message: str) -> None:
+        """Write ``txami: note: MESSAGE`` to stderr (something the output does not say)."""
+        stderr = self._stderr if self._stderr is not None else sys.stderr
+        stderr.write(f"txami: note: {message}\n")
+        stderr.flush()
 
     # --- signals -------------------------------------------------------------------------------
 

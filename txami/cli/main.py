@@ -5,8 +5,9 @@ command under `twisted.internet.task.react`, exit with its code.
 Every failure ends as one line on stderr and an exit code of
 `txami.cli.exitcodes`; a traceback only with ``--debug``, which also logs the
 session (txami's log never holds a secret).  SIGINT and SIGTERM end a
-command cleanly: a tail (``events``) exits 0, a one-shot command 130; the
-session logs off either way, and a second signal drops the connection at once.
+command cleanly: a tail (``events``) or a live view (``calls``, ``queues``)
+exits 0, a one-shot command 130; the session logs off either way, and a
+second signal drops the connection at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, ClassVar, NoReturn, TextIO
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from txami.cli import action, command, events, ping
+from txami.cli import action, calls, command, events, ping, queues
 from txami.cli.context import Context
 from txami.cli.exitcodes import CLIError, ExitCode, Interrupted, failure_exit
 from txami.cli.options import ConnectionOptions, Settings, resolve
@@ -38,6 +39,8 @@ COMMANDS: Mapping[str, tuple[type[usage.Options], Runner, str]] = {
     "action": (action.Options, action.run, "Send an AMI action; print its answer."),
     "command": (command.Options, command.run, "Run an Asterisk CLI command; print its output."),
     "events": (events.Options, events.run, "Print events as they arrive (until Ctrl-C)."),
+    "calls": (calls.Options, calls.run, "Show the calls, live (--once: a snapshot)."),
+    "queues": (queues.Options, queues.run, "Show the queues, live (--once: a snapshot)."),
 }
 
 

@@ -28,6 +28,11 @@ class Output:
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
 
+    @property
+    def stream(self) -> IO[bytes]:
+        """The binary stream written to (a live view draws on it when it is a terminal)."""
+        return self._stream
+
     def lines(self, lines: Iterable[str]) -> None:
         """Write each of ``lines`` with a newline, then flush; `OutputClosed` if nobody reads."""
         data = "".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape")

@@ -42,11 +42,12 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txami.actions import UNTAGGED_ITEMS
 from txami.daemon.config import RedisConfig
 from txami.daemon.entries import actions_key, events_key, guard_key
 from txami.daemon.redisconn import RedisConnection, RedisError
 from txami.daemon.session import PBXSession
-from txami.daemon.web import RESERVED_ACTIONS, UNTAGGED_ITEMS, parse_headers
+from txami.daemon.web import RESERVED_ACTIONS, parse_headers
 from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
 from txami.jsonform import dumps, message_dict
 from txami.message import Message

@@ -41,6 +41,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
+from txami.actions import UNTAGGED_ITEMS
 from txami.daemon.acl import ANONYMOUS, AccessList, Grant
 from txami.daemon.hub import EventHub, ReceivedEvent
 from txami.daemon.metrics import CONTENT_TYPE, Metrics
@@ -70,8 +71,6 @@ _log = Logger(namespace="txami.daemon.web")
 
 #: Actions that would disturb the daemon's own session; refused with 403.
 RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge", "events", "filter"})
-#: List actions whose items Asterisk sends without an ActionID: action -> item event.
-UNTAGGED_ITEMS = {"iaxpeers": "PeerEntry"}
 #: The largest action body accepted, in bytes.
 MAX_BODY_SIZE = 65536
 #: The longest per-request ``?timeout=`` accepted, in seconds.
