@@ -179,8 +179,16 @@ class Ctx:
                 member = queue.members.get(row["Location"])
                 if member is None:
                     problems.append(f"member {row['Location']} missing")
-                elif (member.status, int(member.paused)) != (int(row["Status"]), int(row["Paused"])):
-                    problems.append(f"member {member.interface}: model {member.status}/{member.paused}")
+                elif (member.status, int(member.paused), int(member.in_call)) != (
+                    int(row["Status"]),
+                    int(row["Paused"]),
+                    int(row["InCall"]),
+                ):
+                    problems.append(
+                        f"member {member.interface}: model "
+                        f"{member.status}/{member.paused}/{member.in_call}, list "
+                        f"{row['Status']}/{row['Paused']}/{row['InCall']}"
+                    )
         entries = [r["Uniqueid"] for r in rows if r.name == "QueueEntry"]
         mine = [e.uniqueid for e in queue.entries]
         if entries != mine:

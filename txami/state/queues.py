@@ -256,6 +256,7 @@ class QueueTracker:
             if len(queue._connected_in_sl) > 4 * len(queue.members) + 64:
                 queue._connected_in_sl.clear()
             queue._connected_in_sl[interface] = holdtime <= queue.service_level
+            self._set_in_call(queue, interface, True)
         self._flush()
 
     def on_agent_complete(self, event: Message) -> None:
@@ -277,7 +278,19 @@ class QueueTracker:
             queue._completed_in_sl += 1
         changed += queue.recompute_perf()
         self._updated(queue, changed)
+        self._set_in_call(queue, interface, False)
         self._flush()
+
+    def _set_in_call(self, queue: Queue, interface: str, in_call: bool) -> None:
+        """
+        A member's InCall as app_queue keeps it: set when it answers a caller
+        (``member->starttime``, with no event of its own) and cleared when the
+        call completes (``update_queue``, a QueueMemberStatus follows).
+        """
+        member = queue.members.get(interface)
+        if member is not None and member.in_call != in_call:
+            member.in_call = in_call
+            self.store.outbox.updated("queue_member_updated", member, ["in_call"], queue)
 
     # --- QueueStatus rows --------------------------------------------------------------------
 
