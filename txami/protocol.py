@@ -786,24 +786,10 @@ class AMIProtocol(AMIActions, LineReceiver):
 
     def _unusual_received(self, text: str) -> None:
         """Everything that is not ``Event: `` or ``Response: `` at the very start."""
-        stripped = text.lstrip("\r\n")
-        if not stripped:
+        # Line ends before the first header: a stray blank line ran into the message.
+        text = text.lstrip("\r\n")
+        if not text:
             _log.debug("skipping a stray blank line")
-            return
-        if stripped is not text:
-            if stripped.startswith("Event: "):
-                end = stripped.find("\n", 7)
-                if end < 0:
-                    name = stripped[7:]
-                elif stripped[end - 1] == "\r":
-                    name = stripped[7 : end - 1]
-                else:
-                    name = stripped[7:end]
-                self._event_received(_from_text(stripped, "event", name), name)
-            elif stripped.startswith("Response: "):
-                self._response_received(stripped)
-            else:
-                self._unusual_received(stripped)
             return
         message = _from_text(text)
         kind = message.kind
