@@ -500,15 +500,20 @@ class AMIProtocol(AMIActions, LineReceiver):
             self._reentered = True
 
     def _unterminated_line_received(self, line: bytes) -> None:
-        """`lineReceived` for servers whose short answers may lack their blank line."""
+        """
+        `lineReceived` for servers whose short answers may lack their blank
+        line: each answer cut off goes to the class's `lineReceived` (a
+        subclass's own, if it has one) as a message of its own.
+        """
+        line_received = type(self).lineReceived
         while self._follows is None and not self._stopped:
             shape = self._unterminated_start(line)
             if shape is None or len(line) == len(shape):
                 break
             line = line[len(shape) :]
-            AMIProtocol.lineReceived(self, shape[:-2])
+            line_received(self, shape[:-2])
         if not self._stopped:
-            AMIProtocol.lineReceived(self, line)
+            line_received(self, line)
 
     def _unterminated_receive(self, data: bytes) -> None:
         """
@@ -523,7 +528,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             if shape is None:
                 return
             self._buffer = buffer[len(shape) :]
-            AMIProtocol.lineReceived(self, shape[:-2])
+            type(self).lineReceived(self, shape[:-2])
 
     def _unterminated_start(self, data: bytes) -> bytes | None:
         """
