@@ -712,8 +712,7 @@ class OddInputTests(ProtocolTestCase):
         self.successResultOf(d)
 
     def test_lines_without_colon_in_an_event(self) -> None:
-        """An event with colon-less lines still reaches the handlers; those lines are
-        left out of its headers, with a warning once the headers are parsed."""
+        """An event's colon-less lines are left out of its headers, with a warning."""
         self.receive(b"Event: X\r\nno colon\r\nA: 1\r\n\r\n")
         (event,) = self.events
         self.assertEqual(event.pairs(), [("Event", "X"), ("A", "1")])

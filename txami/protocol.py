@@ -262,7 +262,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._follows: list[str] | None = None
         self._follows_size = 0
         self._banner_pending = True
-        # Whether `lineReceived` is this class's own, so `_read_fast` may stand in for it.
+        # Whether `lineReceived` is this class's own, so `_receive` may do its work inline.
         self._plain_lines = type(self).lineReceived is AMIProtocol.lineReceived
         self._stopped = False
         self._reentered = False
