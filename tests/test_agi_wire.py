@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.test_replay import LogCapture
 from txami.agi import AGIEnvironment, AGIError, AGIHangup, AGIResult, command_line, quote
 from txami.agi.results import outcome, parse_result, reply_code
 from txami.testing.agi import parse_args
@@ -325,6 +326,15 @@ class EnvironmentTests(SynchronousTestCase):
         self.assertEqual(
             repr(env),
             "AGIEnvironment(channel='bare', request='', arguments=('one', 'two', 'ten'))",
+        )
+
+    def test_odd_line_logged_short(self) -> None:
+        """A line without a colon is logged with its first 200 characters, as other odd input."""
+        logs = LogCapture(self)
+        AGIEnvironment.from_lines(["x" * 5000])
+        self.assertEqual(
+            logs.lines(),
+            [("warn", f"skipping an AGI environment line without a colon: {'x' * 200!r}")],
         )
 
 

@@ -7,6 +7,7 @@ commands as real processes.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -20,12 +21,19 @@ from twisted.trial.unittest import SynchronousTestCase
 from txami.cli.context import Context
 from txami.cli.events import name_filter, server_filters
 from txami.cli.exitcodes import CLIError, Interrupted, failure_exit
-from txami.cli.main import COMMANDS, TxamiOptions
+from txami.cli.main import COMMANDS, TxamiOptions, _run, _Signals
 from txami.cli.options import DEFAULT_TIMEOUT, Settings
 from txami.cli.output import Output, OutputClosed, action_json, message_lines
 from txami.cli.session import describe_reason, open_session
 from txami.config import PBXConfig
-from txami.errors import ActionTimeout, AMIError, AuthenticationError, ConnectionLost, NotConnected
+from txami.errors import (
+    ActionTimeout,
+    AMIError,
+    AuthenticationError,
+    ConnectionLost,
+    NotConnected,
+    ProtocolError,
+)
 from txami.message import Message
 
 
@@ -469,6 +477,41 @@ class ContextTests(SynchronousTestCase):
         self.assertEqual(aborted, [])
         context.interrupt(2)
         self.assertEqual(aborted, [True])
+
+
+class RunTests(SynchronousTestCase):
+    """How a command's end becomes stderr and an exit status (`txami.cli.main._run`)."""
+
+    def run_body(self, error: Exception) -> tuple[int, str]:
+        """The exit status and stderr of a command whose body raises ``error``."""
+
+        async def body(context: Context) -> int:
+            raise error
+
+        reactor = MemoryReactorClock()
+        context = Context(reactor, _settings(), Output(None), None)  # type: ignore[arg-type]
+        stderr = io.StringIO()
+        ran = Deferred.fromCoroutine(_run(reactor, context, body, _Signals(), stderr))
+        code = self.failureResultOf(ran, SystemExit).value.code
+        assert isinstance(code, int)
+        return code, stderr.getvalue()
+
+    def test_errors(self) -> None:
+        """Known txami errors end with their code; any other error with 1, as unexpected."""
+        code, stderr = self.run_body(ConnectionLost("Ping", "a.1", Failure(ConnectionDone())))
+        self.assertEqual(code, 3)
+        self.assertTrue(
+            stderr.startswith("txami: the connection to 127.0.0.1:5038 was lost while Ping"),
+            stderr,
+        )
+        self.assertEqual(
+            self.run_body(ZeroDivisionError("x")),
+            (1, "txami: unexpected error: ZeroDivisionError: x\n"),
+        )
+        self.assertEqual(
+            self.run_body(ProtocolError("odd")),
+            (1, "txami: unexpected error: ProtocolError: odd\n"),
+        )
 
 
 class OpenSessionTests(SynchronousTestCase):

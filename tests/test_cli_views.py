@@ -117,6 +117,8 @@ class TableTests(SynchronousTestCase):
             {one: "1234abcd-0000-1", two: "1234abcd-0000-2", three: "ffff0000-0000-0"},
         )
         self.assertEqual(bridge_labels([]), {})
+        odd = Bridge("\x1b[2J\x1b]0;x\x07")  # ARI lets a client choose a bridge's id
+        self.assertEqual(bridge_labels([odd]), {odd: "?[2J?]0;"})
 
     def test_last_call(self) -> None:
         """Never, the local time of day within a day, else the local date."""

@@ -512,6 +512,33 @@ class OldRuleEdgeTests(SynchronousTestCase):
         clock.advance(10)
         self.failureResultOf(d, ActionTimeout)
 
+    def test_subclass_line_received_on_unterminated_server(self) -> None:
+        """A subclass's own lineReceived still sees every message, each answer cut off alone."""
+        lines: list[bytes] = []
+
+        class Recording(AMIProtocol):
+            def lineReceived(self, line: bytes) -> None:
+                lines.append(line)
+                super().lineReceived(line)
+
+        protocol = Recording(Clock())
+        protocol.makeConnection(StringTransport())
+        d = protocol.events("on")
+        protocol.dataReceived(
+            b"Asterisk Call Manager/1.1\r\n"
+            b"Response: Success\r\nEvents: On\r\nEvent: Newchannel\r\n\r\n"
+            b"Response: Success\r\nEvents: Off\r\n"
+        )
+        self.assertEqual(self.successResultOf(d)["Events"], "On")
+        self.assertEqual(
+            lines,
+            [
+                b"Response: Success\r\nEvents: On",
+                b"Event: Newchannel",
+                b"Response: Success\r\nEvents: Off",
+            ],
+        )
+
     def test_connection_lost(self) -> None:
         """Old lists and untagged waits errback ConnectionLost when the connection ends."""
         from txami import ConnectionLost

@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.test_protocol import ReferenceReadingProtocol
 from tests.test_replay import describe
 from txami import AMIProtocol, Message
 from txami.message import encode_action
@@ -117,10 +118,14 @@ def cuts(data: bytes) -> st.SearchStrategy[list[bytes]]:
 class Observer:
     """A connected protocol with the PENDING actions sent, recording everything it delivers."""
 
-    def __init__(self, max_message_size: int | None = None) -> None:
+    def __init__(
+        self,
+        max_message_size: int | None = None,
+        protocol_class: type[AMIProtocol] = AMIProtocol,
+    ) -> None:
         self.clock = Clock()
         self.transport = StringTransport()
-        self.protocol = AMIProtocol(self.clock, max_message_size=max_message_size)
+        self.protocol = protocol_class(self.clock, max_message_size=max_message_size)
         self.protocol.makeConnection(self.transport)
         self.seen: list[tuple[Any, ...]] = []
         self.protocol.add_event_handler("*", lambda e: self.seen.append(("event", e.to_bytes())))
@@ -188,6 +193,32 @@ class FramingProperties(SynchronousTestCase):
         """Reading one byte at a time gives what reading the whole stream gives."""
         whole = Observer().feed([stream])
         self.assertEqual(Observer().feed([stream[i : i + 1] for i in range(len(stream))]), whole)
+
+
+def message_slots(message: Message) -> tuple[Any, ...]:
+    """Every slot of ``message`` (lazy caches included), as a handler first sees it."""
+    return tuple(getattr(message, name) for name in Message.__slots__)
+
+
+class ReadingPathProperties(SynchronousTestCase):
+    """The reading loop's inline event path does what its reference versions do."""
+
+    @SETTINGS
+    @given(st.data(), st.one_of(ami_stream(), noise), st.sampled_from([None, 64, 200]))
+    def test_inline_and_reference_paths_agree(
+        self, data: st.DataObject, stream: bytes, limit: int | None
+    ) -> None:
+        """Events (every slot), answers, counts and closing agree on both reading paths."""
+        chunks = data.draw(cuts(stream))
+        outcomes = []
+        for protocol_class in (AMIProtocol, ReferenceReadingProtocol):
+            observer = Observer(limit, protocol_class)
+            seen = observer.seen
+            observer.protocol.add_event_handler(
+                "*", lambda e, seen=seen: seen.append(message_slots(e))
+            )
+            outcomes.append((observer.feed(chunks), observer.protocol.events_received))
+        self.assertEqual(outcomes[0], outcomes[1])
 
 
 class RobustnessProperties(SynchronousTestCase):

@@ -49,12 +49,14 @@ class ProtocolTestCase(SynchronousTestCase):
     """A connected protocol that has read the banner, with a '*' handler and a log capture."""
 
     timeout: float | None = None
+    #: `ReferenceReadingProtocol` in the ``...ReferenceTests`` copies of these cases.
+    protocol_class: type[AMIProtocol] = AMIProtocol
 
     def setUp(self) -> None:
         self.clock = Clock()
         self.transport = StringTransport()
         self.logs = LogCapture(self)
-        self.protocol = AMIProtocol(self.clock, timeout=self.timeout)
+        self.protocol = self.protocol_class(self.clock, timeout=self.timeout)
         self.protocol.makeConnection(self.transport)
         self.events: list[Message] = []
         self.protocol.add_event_handler("*", self.events.append)
@@ -710,8 +712,7 @@ class OddInputTests(ProtocolTestCase):
         self.successResultOf(d)
 
     def test_lines_without_colon_in_an_event(self) -> None:
-        """An event with colon-less lines still reaches the handlers; those lines are
-        left out of its headers, with a warning once the headers are parsed."""
+        """An event's colon-less lines are left out of its headers, with a warning."""
         self.receive(b"Event: X\r\nno colon\r\nA: 1\r\n\r\n")
         (event,) = self.events
         self.assertEqual(event.pairs(), [("Event", "X"), ("A", "1")])
@@ -1090,3 +1091,93 @@ class SecretTests(SynchronousTestCase):
         ):
             for text in (repr(error), str(error), repr(error.response), repr(error.args)):
                 self.assertNotIn("oops", text)
+
+
+class ReferenceReadingProtocol(AMIProtocol):
+    """
+    An `AMIProtocol` with a `lineReceived` of its own, so that it reads every
+    message through `AMIProtocol.lineReceived` (`_from_text`,
+    `EventDispatcher.dispatch`): the reference versions of what the reading
+    loop does inline.
+    """
+
+    def lineReceived(self, line: bytes) -> None:
+        """Read the message as `AMIProtocol` does (only its being a subclass counts)."""
+        super().lineReceived(line)
+
+
+class ReadingPathTests(SynchronousTestCase):
+    """The copies below run the same tests through the reference reading path."""
+
+    def test_paths_taken(self) -> None:
+        """AMIProtocol dispatches events inline; the reference subclass goes through dispatch."""
+        calls: list[str] = []
+        dispatch = EventDispatcher.dispatch
+
+        def counting(dispatcher: EventDispatcher, name: str, event: Message) -> None:
+            calls.append(name)
+            dispatch(dispatcher, name, event)
+
+        self.patch(EventDispatcher, "dispatch", counting)
+        seen = []
+        for protocol_class in (AMIProtocol, ReferenceReadingProtocol):
+            protocol = protocol_class(Clock())
+            protocol.add_event_handler("*", lambda e: seen.append(e.name))
+            protocol.makeConnection(StringTransport())
+            protocol.dataReceived(BANNER + msg("Event: A") + msg("Event: B"))
+        self.assertEqual(seen, ["A", "B", "A", "B"])
+        self.assertEqual(calls, ["A", "B"])
+
+
+class SessionStateReferenceTests(SessionStateTests):
+    """`SessionStateTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class OriginateResponseReferenceTests(OriginateResponseTests):
+    """`OriginateResponseTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class ConnectionLossReferenceTests(ConnectionLossTests):
+    """`ConnectionLossTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class HandlerReferenceTests(HandlerTests):
+    """`HandlerTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class ClaimReferenceTests(ClaimTests):
+    """`ClaimTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class EncodingReferenceTests(EncodingTests):
+    """`EncodingTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class LimitReferenceTests(LimitTests):
+    """`LimitTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class OddInputReferenceTests(OddInputTests):
+    """`OddInputTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol
+
+
+class OldCommandReferenceTests(OldCommandTests):
+    """`OldCommandTests` through the reference reading path."""
+
+    protocol_class = ReferenceReadingProtocol

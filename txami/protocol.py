@@ -262,7 +262,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._follows: list[str] | None = None
         self._follows_size = 0
         self._banner_pending = True
-        # Whether `lineReceived` is this class's own, so `_read_fast` may stand in for it.
+        # Whether `lineReceived` is this class's own, so `_receive` may do its work inline.
         self._plain_lines = type(self).lineReceived is AMIProtocol.lineReceived
         self._stopped = False
         self._reentered = False
@@ -500,15 +500,20 @@ class AMIProtocol(AMIActions, LineReceiver):
             self._reentered = True
 
     def _unterminated_line_received(self, line: bytes) -> None:
-        """`lineReceived` for servers whose short answers may lack their blank line."""
+        """
+        `lineReceived` for servers whose short answers may lack their blank
+        line: each answer cut off goes to the class's `lineReceived` (a
+        subclass's own, if it has one) as a message of its own.
+        """
+        line_received = type(self).lineReceived
         while self._follows is None and not self._stopped:
             shape = self._unterminated_start(line)
             if shape is None or len(line) == len(shape):
                 break
             line = line[len(shape) :]
-            AMIProtocol.lineReceived(self, shape[:-2])
+            line_received(self, shape[:-2])
         if not self._stopped:
-            AMIProtocol.lineReceived(self, line)
+            line_received(self, line)
 
     def _unterminated_receive(self, data: bytes) -> None:
         """
@@ -523,7 +528,7 @@ class AMIProtocol(AMIActions, LineReceiver):
             if shape is None:
                 return
             self._buffer = buffer[len(shape) :]
-            AMIProtocol.lineReceived(self, shape[:-2])
+            type(self).lineReceived(self, shape[:-2])
 
     def _unterminated_start(self, data: bytes) -> bytes | None:
         """
@@ -786,24 +791,10 @@ class AMIProtocol(AMIActions, LineReceiver):
 
     def _unusual_received(self, text: str) -> None:
         """Everything that is not ``Event: `` or ``Response: `` at the very start."""
-        stripped = text.lstrip("\r\n")
-        if not stripped:
+        # Line ends before the first header: a stray blank line ran into the message.
+        text = text.lstrip("\r\n")
+        if not text:
             _log.debug("skipping a stray blank line")
-            return
-        if stripped is not text:
-            if stripped.startswith("Event: "):
-                end = stripped.find("\n", 7)
-                if end < 0:
-                    name = stripped[7:]
-                elif stripped[end - 1] == "\r":
-                    name = stripped[7 : end - 1]
-                else:
-                    name = stripped[7:end]
-                self._event_received(_from_text(stripped, "event", name), name)
-            elif stripped.startswith("Response: "):
-                self._response_received(stripped)
-            else:
-                self._unusual_received(stripped)
             return
         message = _from_text(text)
         kind = message.kind

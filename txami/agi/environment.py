@@ -94,7 +94,9 @@ class AGIEnvironment:
         for line in lines:
             name, colon, value = line.partition(":")
             if not colon:
-                _log.warn("skipping an AGI environment line without a colon: {line!r}", line=line)
+                _log.warn(
+                    "skipping an AGI environment line without a colon: {line!r}", line=line[:200]
+                )
                 continue
             if value.startswith(" "):
                 value = value[1:]

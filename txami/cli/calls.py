@@ -54,14 +54,17 @@ class Options(ViewOptions):
 
 
 def bridge_labels(bridges: list[Bridge]) -> dict[Bridge, str]:
-    """Each bridge's shortest unique prefix of at least 8 characters of its uniqueid."""
+    """
+    Each bridge's shortest unique prefix of at least 8 characters of its
+    uniqueid, `clean` (an ARI client may choose a bridge's id).
+    """
     ids = {b.uniqueid for b in bridges}
     length = _BRIDGE_ID
     while length < max((len(i) for i in ids), default=0):
         if len({i[:length] for i in ids}) == len(ids):
             break
         length += 1
-    return {b: b.uniqueid[:length] for b in bridges}
+    return {b: clean(b.uniqueid[:length]) for b in bridges}
 
 
 def _describe(bridge: Bridge, label: str) -> str:

@@ -26,7 +26,6 @@ from txami.cli.context import Context
 from txami.cli.exitcodes import CLIError, ExitCode, Interrupted, failure_exit
 from txami.cli.options import ConnectionOptions, Settings, resolve
 from txami.cli.output import Output, OutputClosed
-from txami.errors import TxamiError
 
 __all__ = ["COMMANDS", "TxamiOptions", "main"]
 
@@ -136,18 +135,17 @@ async def _run(
         _fail(stderr, "interrupted")
     except OutputClosed:
         code = ExitCode.OK
-    except TxamiError:
+    except Exception as error:
         failure = Failure()  # type: ignore[no-untyped-call]
-        exit_error = failure_exit(failure, context.settings.where)
+        try:
+            exit_error = failure_exit(failure, context.settings.where)
+        except Exception:  # not one of the errors a command expects (txami's own included)
+            message = f"unexpected error: {type(error).__name__}: {error}"
+            exit_error = CLIError(ExitCode.ACTION_FAILED, message, failure)
         code = exit_error.code
         if debug:
             stderr.write(failure.getTraceback())
         _fail(stderr, exit_error.message)
-    except Exception as unexpected:
-        code = ExitCode.ACTION_FAILED
-        if debug:
-            stderr.write(Failure().getTraceback())  # type: ignore[no-untyped-call]
-        _fail(stderr, f"unexpected error: {type(unexpected).__name__}: {unexpected}")
     finally:
         await context.close()
     raise SystemExit(int(code))

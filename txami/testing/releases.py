@@ -205,11 +205,6 @@ def _old_list(handler: Handler, drop_event: str = "") -> Handler:
     return handle
 
 
-def _no_completion(handler: Handler, event: str) -> Handler:
-    """``handler`` with its response's EventList and its ``event`` completion left out."""
-    return _old_list(handler, drop_event=event)
-
-
 def release_actions(release: str, builtin: dict[str, ActionEntry]) -> dict[str, ActionEntry]:
     """
     The entries of ``builtin`` (lower-case name -> entry) that Asterisk
@@ -232,7 +227,7 @@ def release_actions(release: str, builtin: dict[str, ActionEntry]) -> dict[str, 
         if numbers < (1, 6):
             changed["iaxpeers"] = _iax_peers_text
         elif numbers < (1, 8):
-            changed["iaxpeers"] = _no_completion(builtin["iaxpeers"].handler, "PeerlistComplete")
+            changed["iaxpeers"] = _old_list(builtin["iaxpeers"].handler, "PeerlistComplete")
     entries = {
         name: builtin[name]._replace(handler=handler)
         for name, handler in changed.items()
