@@ -7,6 +7,7 @@ session can see.
 
 from __future__ import annotations
 
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.factory_harness import Harness
@@ -167,6 +168,24 @@ class FirstSyncTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(waiting), state)
         self.assertIs(self.successResultOf(started), state)
         self.assertIs(self.successResultOf(state.when_synced()), state)
+
+    def test_when_synced_cancelled_by_another(self) -> None:
+        """A when_synced cancelled by an earlier one's callback stays cancelled; the next fires."""
+        session = BareSession()
+        state = PBXState(session.protocol, clock=session.clock)
+        first = state.start()
+        second = state.when_synced()
+        third = state.when_synced()
+
+        def cancel_second(result: PBXState) -> PBXState:
+            second.cancel()
+            return result
+
+        first.addCallback(cancel_second)
+        session.answer()
+        self.assertIs(self.successResultOf(first), state)
+        self.failureResultOf(second, CancelledError)
+        self.assertIs(self.successResultOf(third), state)
 
     def test_start_needs_a_logged_in_protocol(self) -> None:
         """A protocol that is not logged in is refused with ValueError."""
@@ -487,6 +506,36 @@ class WaiterTests(SynchronousTestCase):
         self.assertEqual(failure.value.reason, "hangup")
         self.failureResultOf(bridged, ObjectGone)
         self.failureResultOf(self.channel.when_answered(), ObjectGone)
+
+    def _cancel_on_failure(self, failing: Deferred[object], other: Deferred[object]) -> None:
+        def cancel(failure: object) -> object:
+            other.cancel()
+            return failure
+
+        failing.addErrback(cancel)
+
+    def test_cancelled_by_another_waiter(self) -> None:
+        """A waiter cancelled by a sibling's errback is not fired again; the next event applies."""
+        answered = self.channel.when_answered()
+        hung_up = self.channel.when_hung_up()
+        self._cancel_on_failure(answered, hung_up)
+        later = Chan("9.1", "PJSIP/100-0000000a")
+        self.session.send(
+            channel_event("Hangup", self.chan, ("Cause", "16")) + channel_event("Newchannel", later)
+        )
+        self.failureResultOf(answered, ObjectGone)
+        self.failureResultOf(hung_up, CancelledError)
+        self.assertEqual([c.uniqueid for c in self.log.names("channel_gone")], ["7.1"])
+        self.assertEqual(self.log.names("channel_new")[-1].uniqueid, "9.1")
+
+    def test_cancelled_by_another_waiter_at_stop(self) -> None:
+        """stop() leaves alone a waiter that a sibling's errback cancelled, and does not raise."""
+        answered = self.channel.when_answered()
+        hung_up = self.channel.when_hung_up()
+        self._cancel_on_failure(answered, hung_up)
+        self.state.stop()
+        self.failureResultOf(answered, StateStopped)
+        self.failureResultOf(hung_up, CancelledError)
 
     def test_call_when_ended(self) -> None:
         """A call's when_ended fires when its last channel goes; a merged call's fails."""

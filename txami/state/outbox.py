@@ -18,7 +18,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
+
+from txami.state.waiters import fire_all
 
 __all__ = ["Outbox"]
 
@@ -110,7 +111,7 @@ class Outbox:
                     if method is None:
                         continue
                     if method is _FIRE:
-                        _fire(*item[1])
+                        fire_all(*item[1])
                     elif len(item) == 3:
                         self._call(method, (*item[1], frozenset(item[2])))
                     else:
@@ -134,11 +135,3 @@ class Outbox:
 
 
 _FIRE = "\0fire"
-
-
-def _fire(waiters: list[Deferred[Any]], result: object) -> None:
-    for waiter in waiters:
-        if isinstance(result, Failure):
-            waiter.errback(result)
-        else:
-            waiter.callback(result)

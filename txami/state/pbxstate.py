@@ -37,6 +37,7 @@ from txami.state.queues import QueueTracker
 from txami.state.snapshot import snapshot_of
 from txami.state.store import Store
 from txami.state.sync import Sync
+from txami.state.waiters import fire_all
 
 __all__ = ["PBXState"]
 
@@ -236,14 +237,12 @@ class PBXState:
         self._sync.session += 1  # answers still on their way change nothing now
         failure = Failure(error)  # type: ignore[no-untyped-call]
         waiters, self._sync_waiters = self._sync_waiters, []
-        for waiter in waiters:
-            waiter.errback(failure)
+        fire_all(waiters, failure)
         store = self._store
         objects: list[Any] = [*store.channels.values(), *store.calls.values()]
         for obj in objects:
             if obj._waiters:
-                for waiter in obj._waiters.take_all():
-                    waiter.errback(failure)
+                fire_all(obj._waiters.take_all(), failure)
 
     # --- sessions ----------------------------------------------------------------------------
 
@@ -301,8 +300,7 @@ class PBXState:
         outbox.note("synced", resynced)
         outbox.flush()
         waiters, self._sync_waiters = self._sync_waiters, []
-        for waiter in waiters:
-            waiter.callback(self)
+        fire_all(waiters, self)
 
     def _ended(self) -> None:
         self.synced = False
