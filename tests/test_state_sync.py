@@ -332,6 +332,25 @@ class ReconnectTests(SynchronousTestCase):
         self.assertIsNot(self.state.channels["100.1"], old)
         self.assertEqual({why for _, why in self.log.of("channel_gone")}, {GONE_RESTART})
 
+    def test_an_unreadable_uptime_is_ignored(self) -> None:
+        """A FullyBooted whose Uptime is not a number of seconds is ignored; CoreStatus decides."""
+        pair(self.data, 1)
+        self.connect()
+        old = self.state.channels["100.1"]
+        self.drop()
+        server = self.harness.establish()
+        from tests.factory_harness import BANNER
+
+        server.send(BANNER)
+        (login,) = [a for a in server.actions() if a.name == "Login"]
+        server.reply(login, Message="Authentication accepted")
+        for uptime in ("\u00b2", "-5", "soon"):
+            server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", uptime)]))
+        self.data.answer(server)
+        self.assertTrue(self.state.synced)
+        self.assertIs(self.state.channels["100.1"], old)
+        self.assertEqual(self.log.of("channel_gone"), [])
+
     def test_no_restart_when_uptime_continues(self) -> None:
         """An Uptime that goes on from before keeps every object."""
         pair(self.data, 1)

@@ -52,6 +52,7 @@ from txami.state.fields import (
     intern_value,
     row_fields,
     text_of,
+    to_int,
 )
 from txami.state.grouping import LOCAL, Grouping
 from txami.state.limits import add_limit, limits_of_classes, read_permissions
@@ -166,9 +167,12 @@ class Sync:
     def on_fully_booted(self, event: Message) -> None:
         """``FullyBooted`` (sent at login to sessions reading ``system``): notice a restart."""
         uptime = header(event, "Uptime", text_of(event))
-        if uptime is None or not uptime.strip().isdigit():
+        if uptime is None:
             return
-        boot = self.store.clock.seconds() - int(uptime)
+        seconds = to_int(uptime.strip(), -1)
+        if seconds < 0:
+            return
+        boot = self.store.clock.seconds() - seconds
         self._boot_this_session = True
         # Booted after the last synced session ended: a restart.  (Otherwise
         # CoreStatus still has its say: a restart within a second of the
