@@ -198,15 +198,10 @@ class Sync:
                 self.queues.leave(queue, entry, GONE_RESTART)
         store.unconfirmed.clear()
         self._known_before = set()
-        self._flush()
+        self.store.outbox.flush()
 
     def _absent_reason(self, uniqueid: str) -> str:
         return GONE_DISCONNECTED if uniqueid in self.store.unconfirmed else GONE_NOT_LISTED
-
-    def _flush(self) -> None:
-        outbox = self.store.outbox
-        if outbox.items:
-            outbox.flush()
 
     # --- the sync ----------------------------------------------------------------------------
 
@@ -260,7 +255,7 @@ class Sync:
         try:
             return apply(response, session, limits)
         finally:
-            self._flush()
+            self.store.outbox.flush()
 
     def _refused(
         self, failure: Failure, action: str, session: int, limits: dict[str, str]
@@ -422,7 +417,7 @@ class Sync:
         for channel in list(bridge.channels):
             if channel not in members:
                 self.bridges.leave(channel, bridge)
-        self._flush()
+        self.store.outbox.flush()
 
     def _queue_status(self, response: Message, session: int, limits: dict[str, str]) -> None:
         self.queues.apply_status(list(response.events), self._absent_entry_reason(), True)
@@ -473,7 +468,7 @@ class Sync:
             self._refreshing.discard(name)
             if session == self.session:
                 self.queues.apply_status(list(response.events), GONE_NOT_LISTED, False)
-                self._flush()
+                self.store.outbox.flush()
 
         def failed(failure: Failure) -> None:
             self._refreshing.discard(name)
