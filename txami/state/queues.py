@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from txami.message import Message
 from txami.state.channels import ChannelTracker
-from txami.state.fields import channel_snapshot, header, text_of, to_int
+from txami.state.fields import UNIQUEID, channel_snapshot, header, text_of, to_int
 from txami.state.objects import Channel
 from txami.state.queue import Queue, QueueEntry, QueueMember
 from txami.state.store import Store
@@ -184,7 +184,7 @@ class QueueTracker:
         if queue is None:
             self.queue(name)
             return None, None
-        entry = queue.entry(snapshot[12])
+        entry = queue.entry(snapshot[UNIQUEID])
         if entry is None:
             return None, None
         return queue, entry

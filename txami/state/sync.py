@@ -56,7 +56,7 @@ from txami.state.fields import (
 )
 from txami.state.grouping import LOCAL, Grouping
 from txami.state.limits import add_limit, limits_of_classes, read_permissions
-from txami.state.objects import UP, Channel
+from txami.state.objects import Channel
 from txami.state.queues import QueueTracker
 from txami.state.store import Store
 
@@ -363,8 +363,6 @@ class Sync:
                     # First seen in an event: the list tells its real age (once).
                     channel._born = True
                     self.channels.set_field(channel, "created", now - _duration(age or ""))
-                if channel.state == UP and channel.answered is None:
-                    self.channels.set_field(channel, "answered", channel.created)
                 if application is not None:
                     self.channels.set_field(channel, "application", intern_value(application))
                     self.channels.set_field(channel, "app_data", app_data or "")
