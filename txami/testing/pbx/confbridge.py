@@ -109,9 +109,7 @@ class ConfBridgeMixin(QueuesMixin):
         before = bridge.headers()
         leave = [("Conference", conference.name), *before, *channel.snapshot(), ("Admin", "No")]
         last = len(bridge.channels) == 1
-        if channel.variables.get("BRIDGEPEER"):
-            self.set_channel_var(channel, "BRIDGEPEER", "")
-            channel.variables.pop("BRIDGEPEER", None)
+        self._unset_peer(channel)
         if not last:
             self.emit("ConfbridgeLeave", leave)
         self.leave_bridge(channel)

@@ -151,14 +151,10 @@ class ParkingMixin(ConfBridgeMixin):
         self.emit("ParkedCall", self.parked_headers(parked))
         self.set_device_state(f"park:{space}@{parking.context}", "INUSE")
         self.enter_bridge(parking.bridge, channel)
-        if channel.variables.get("BRIDGEPEER"):
-            self.set_channel_var(channel, "BRIDGEPEER", "")
-            channel.variables.pop("BRIDGEPEER", None)
+        self._unset_peer(channel)
         if isinstance(old, Bridge) and not old.destroyed:
             for member in others:
-                if member.variables.get("BRIDGEPEER"):
-                    self.set_channel_var(member, "BRIDGEPEER", "")
-                    member.variables.pop("BRIDGEPEER", None)
+                self._unset_peer(member)
                 self._pull(old, member, unset=False)
             self.destroy_bridge(old)
             for member in others:
