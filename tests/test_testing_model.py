@@ -421,6 +421,30 @@ class ActionErrorTests(SynchronousTestCase):
             (callee, "7001", "30"),
         )
 
+    def test_queue_service_level(self) -> None:
+        """QueueStatus's ServicelevelPerf counts calls answered in time, Perf2 abandoned ones too."""
+        pbx = self.fake.pbx
+        pbx.queues["support"].service_level = 5
+        for member in ("Local/1000@txami-test/n", "Local/1001@txami-test/n"):
+            pbx.pause_member("support", member, True)
+        answered = pbx.incoming_call("600", caller_id="201")
+        abandoned = pbx.incoming_call("600", caller_id="202")
+        late = pbx.incoming_call("600", caller_id="203")
+        self.clock.advance(3)
+        pbx.pause_member("support", "Local/1000@txami-test/n", False)  # answers 201 after 3 s
+        pbx.pause_member("support", "Local/1000@txami-test/n", True)
+        pbx.hangup(answered)
+        self.clock.advance(20)
+        pbx.hangup(abandoned)  # abandoned after 23 s
+        pbx.pause_member("support", "Local/1000@txami-test/n", False)  # answers 203 after 23 s
+        pbx.hangup(late)
+        listing = self.successResultOf(self.send("QueueStatus", Queue="support"))
+        [params] = [m for m in listing.events if m.name == "QueueParams"]
+        self.assertEqual(
+            (params["Completed"], params["Abandoned"], params["ServiceLevel"]), ("2", "1", "5")
+        )
+        self.assertEqual((params["ServicelevelPerf"], params["ServicelevelPerf2"]), ("50.0", "33.3"))
+
     def test_presence_state(self) -> None:
         """PresenceState answers State, Subtype, Message and PresenceMessage."""
         self.fake.pbx.set_presence_state("CustomPresence:me", "away", "Lunch", "Back soon")
