@@ -445,6 +445,22 @@ class ActionErrorTests(SynchronousTestCase):
         )
         self.assertEqual((params["ServicelevelPerf"], params["ServicelevelPerf2"]), ("50.0", "33.3"))
 
+    def test_park_a_conference_member(self) -> None:
+        """Park of a ConfBridge member fails after the lot's bridge is made; the conference goes on."""
+        # As the real Asterisk 20.20.1 answered (ConfBridge's bridge is masquerade-only).
+        pbx = self.fake.pbx
+        first = pbx.call("680", caller_id="300", application="Wait", data="60")
+        second = pbx.call("680", caller_id="301", application="Wait", data="60")
+        assert first is not None and second is not None
+        members = [c.name for c in pbx.conference_members("680")]
+        self.assertEqual(len(members), 2)
+        self.assertEqual(self.error("Park", Channel=members[1]), "Park action failed")
+        self.assertEqual([c.name for c in pbx.conference_members("680")], members)
+        listing = self.successResultOf(self.send("BridgeList"))
+        types = sorted(m["BridgeType"] for m in listing.events if m.name == "BridgeListItem")
+        self.assertEqual(types, ["base", "parking"])
+        self.assertEqual(pbx.parked_calls(), [])
+
     def test_presence_state(self) -> None:
         """PresenceState answers State, Subtype, Message and PresenceMessage."""
         self.fake.pbx.set_presence_state("CustomPresence:me", "away", "Lunch", "Back soon")

@@ -42,6 +42,7 @@ class BridgesMixin(DevicesMixin):
         name: str = "",
         *,
         dissolve_on_hangup: bool = True,
+        masquerade_only: bool = False,
     ) -> Bridge:
         """Make a bridge and raise ``BridgeCreate``."""
         bridge = Bridge(
@@ -51,6 +52,7 @@ class BridgesMixin(DevicesMixin):
             creator,
             name,
             dissolve_on_hangup=dissolve_on_hangup,
+            masquerade_only=masquerade_only,
         )
         self.bridges[bridge.uniqueid] = bridge
         self.emit("BridgeCreate", bridge.headers())

@@ -63,7 +63,12 @@ class ConfBridgeMixin(QueuesMixin):
         conference = self.conferences.get(name)
         if conference is None:
             bridge = self.create_bridge(
-                "base", "softmix", "ConfBridge", name, dissolve_on_hangup=False
+                "base",
+                "softmix",
+                "ConfBridge",
+                name,
+                dissolve_on_hangup=False,
+                masquerade_only=True,
             )
             announcer = f"CBAnn/{name}-{self._next_sequence():08x}"
             bridge.hidden.append(announcer + ";2")
