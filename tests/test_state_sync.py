@@ -407,7 +407,45 @@ class ReconnectTests(SynchronousTestCase):
         server = self.harness.establish()
         server.answer_login(accept=False)
         self.harness.clock.advance(0)  # the connection closes
-        self.failureResultOf(self.started, StateStopped)
+        failure = self.failureResultOf(self.started, StateStopped)
+        self.assertIn("login was refused", failure.value.reason)
+
+
+class FactoryStopTests(SynchronousTestCase):
+    """A factory that stops with no connection up still ends the model's Deferreds."""
+
+    def test_stopped_while_waiting_to_retry(self) -> None:
+        """The factory stopped between connections: when_synced fails with StateStopped."""
+        harness = Harness(keepalive=None)
+        state = PBXState(harness.factory)
+        started = state.start()
+        server = harness.establish()
+        server.answer_login()
+        PBXData().answer(server)
+        self.successResultOf(started)
+        harness.server.transport.close()
+        waiting = state.when_synced()
+        self.assertNoResult(waiting)
+        harness.factory.stop()
+        self.failureResultOf(waiting, StateStopped)
+        self.failureResultOf(state.when_synced(), StateStopped)
+
+    def test_start_on_a_stopped_factory(self) -> None:
+        """start() on a factory stopped already fails at once with StateStopped."""
+        harness = Harness(keepalive=None)
+        harness.factory.stop()
+        state = PBXState(harness.factory)
+        self.failureResultOf(state.start(), StateStopped)
+
+    def test_stop_leaves_no_waiter_with_the_factory(self) -> None:
+        """stop() before any login takes back the model's wait for the factory."""
+        harness = Harness(keepalive=None)
+        state = PBXState(harness.factory)
+        started = state.start()
+        self.assertEqual(len(harness.factory._ready_waiters), 1)
+        state.stop()
+        self.failureResultOf(started, StateStopped)
+        self.assertEqual(harness.factory._ready_waiters, [])
 
 
 class BareProtocolTests(SynchronousTestCase):

@@ -16,7 +16,7 @@ from contextlib import suppress
 from types import MappingProxyType
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -121,6 +121,9 @@ class PBXState:
         self._sync_waiters: list[Deferred[PBXState]] = []
         self._retry: IDelayedCall | None = None
         self._logged_limits: dict[str, str] | None = None
+        #: The factory's `when_ready` while no session is up: it fails if the
+        #: factory gives up between connections, which no listener hears of.
+        self._ready: Deferred[Any] | None = None
 
     def __repr__(self) -> str:
         status = "stopped" if self._stopped else "synced" if self.synced else "not synced"
@@ -189,6 +192,8 @@ class PBXState:
             protocol = factory.protocol_instance
             if protocol is not None:
                 self._logged_in(protocol)
+            else:
+                self._watch_factory()
         else:
             assert isinstance(ami, AMIProtocol)
             self._logged_in(ami)
@@ -234,6 +239,9 @@ class PBXState:
         self._stopped = error
         self.synced = False
         self._cancel_retry()
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.cancel()
         self._sync.session += 1  # answers still on their way change nothing now
         failure = Failure(error)  # type: ignore[no-untyped-call]
         waiters, self._sync_waiters = self._sync_waiters, []
@@ -318,6 +326,24 @@ class PBXState:
                 )
             )
 
+    def _watch_factory(self) -> None:
+        """Until the next login, fail when the factory gives up (a stop between connections)."""
+        factory = self._factory
+        if factory is None or self._stopped is not None or self._ready is not None:
+            return
+        ready = self._ready = factory.when_ready()
+        ready.addCallbacks(self._factory_ready, self._factory_gave_up)
+
+    def _factory_ready(self, protocol: Any) -> None:
+        self._ready = None  # the follower's logged_in does the work
+
+    def _factory_gave_up(self, failure: Failure) -> None:
+        self._ready = None
+        factory = self._factory
+        cancelled = isinstance(failure.value, CancelledError)
+        if not cancelled and factory is not None and factory.stopped:
+            self._halt(StateStopped(self._follower._why))
+
     def _cancel_retry(self) -> None:
         retry, self._retry = self._retry, None
         if retry is not None and retry.active():
@@ -339,6 +365,7 @@ class _ConnectionFollower:
     def disconnected(self, reason: Any) -> None:
         self.state._ended()
         self._maybe_stopped()
+        self.state._watch_factory()
 
     def auth_failed(self, error: Any) -> None:
         self._why = f"the AMI login was refused ({error})"
