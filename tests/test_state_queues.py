@@ -187,6 +187,15 @@ class QueueTests(SynchronousTestCase):
         self.session.send(wire("AgentComplete", [("Queue", "support"), ("Interface", AGENT), ("TalkTime", "33")]))
         self.assertEqual((q.holdtime, q.talktime, q.completed), (5, 33, 1))
 
+    def test_percentages_that_are_not_numbers(self) -> None:
+        """A QueueParams row with nan or inf percentages is still applied, those two skipped."""
+        params = [(k, "nan" if k == "ServicelevelPerf" else "inf" if k == "ServicelevelPerf2" else v) for k, v in PARAMS]
+        self.session.data.queue_rows = [("QueueParams", [*params[:6], ("Completed", "11"), *params[7:]])]
+        self.state._sync.refresh_queue("support")
+        self.session.answer()
+        self.assertEqual(self.queue.completed, 11)
+        self.assertEqual((self.queue.service_level_perf, self.queue.service_level_perf2), (80.0, 75.0))
+
     def test_unknown_queue_is_read(self) -> None:
         """An event naming an unknown queue creates it and reads its QueueStatus once."""
         self.session.send(wire("QueueMemberStatus", [("Queue", "sales"), ("Interface", "PJSIP/9")]))

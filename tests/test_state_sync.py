@@ -7,6 +7,7 @@ session can see.
 
 from __future__ import annotations
 
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.factory_harness import Harness
@@ -168,6 +169,24 @@ class FirstSyncTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(started), state)
         self.assertIs(self.successResultOf(state.when_synced()), state)
 
+    def test_when_synced_cancelled_by_another(self) -> None:
+        """A when_synced cancelled by an earlier one's callback stays cancelled; the next fires."""
+        session = BareSession()
+        state = PBXState(session.protocol, clock=session.clock)
+        first = state.start()
+        second = state.when_synced()
+        third = state.when_synced()
+
+        def cancel_second(result: PBXState) -> PBXState:
+            second.cancel()
+            return result
+
+        first.addCallback(cancel_second)
+        session.answer()
+        self.assertIs(self.successResultOf(first), state)
+        self.failureResultOf(second, CancelledError)
+        self.assertIs(self.successResultOf(third), state)
+
     def test_start_needs_a_logged_in_protocol(self) -> None:
         """A protocol that is not logged in is refused with ValueError."""
         from twisted.internet.task import Clock
@@ -313,6 +332,25 @@ class ReconnectTests(SynchronousTestCase):
         self.assertIsNot(self.state.channels["100.1"], old)
         self.assertEqual({why for _, why in self.log.of("channel_gone")}, {GONE_RESTART})
 
+    def test_an_unreadable_uptime_is_ignored(self) -> None:
+        """A FullyBooted whose Uptime is not a number of seconds is ignored; CoreStatus decides."""
+        pair(self.data, 1)
+        self.connect()
+        old = self.state.channels["100.1"]
+        self.drop()
+        server = self.harness.establish()
+        from tests.factory_harness import BANNER
+
+        server.send(BANNER)
+        (login,) = [a for a in server.actions() if a.name == "Login"]
+        server.reply(login, Message="Authentication accepted")
+        for uptime in ("\u00b2", "-5", "soon"):
+            server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", uptime)]))
+        self.data.answer(server)
+        self.assertTrue(self.state.synced)
+        self.assertIs(self.state.channels["100.1"], old)
+        self.assertEqual(self.log.of("channel_gone"), [])
+
     def test_no_restart_when_uptime_continues(self) -> None:
         """An Uptime that goes on from before keeps every object."""
         pair(self.data, 1)
@@ -369,7 +407,45 @@ class ReconnectTests(SynchronousTestCase):
         server = self.harness.establish()
         server.answer_login(accept=False)
         self.harness.clock.advance(0)  # the connection closes
-        self.failureResultOf(self.started, StateStopped)
+        failure = self.failureResultOf(self.started, StateStopped)
+        self.assertIn("login was refused", failure.value.reason)
+
+
+class FactoryStopTests(SynchronousTestCase):
+    """A factory that stops with no connection up still ends the model's Deferreds."""
+
+    def test_stopped_while_waiting_to_retry(self) -> None:
+        """The factory stopped between connections: when_synced fails with StateStopped."""
+        harness = Harness(keepalive=None)
+        state = PBXState(harness.factory)
+        started = state.start()
+        server = harness.establish()
+        server.answer_login()
+        PBXData().answer(server)
+        self.successResultOf(started)
+        harness.server.transport.close()
+        waiting = state.when_synced()
+        self.assertNoResult(waiting)
+        harness.factory.stop()
+        self.failureResultOf(waiting, StateStopped)
+        self.failureResultOf(state.when_synced(), StateStopped)
+
+    def test_start_on_a_stopped_factory(self) -> None:
+        """start() on a factory stopped already fails at once with StateStopped."""
+        harness = Harness(keepalive=None)
+        harness.factory.stop()
+        state = PBXState(harness.factory)
+        self.failureResultOf(state.start(), StateStopped)
+
+    def test_stop_leaves_no_waiter_with_the_factory(self) -> None:
+        """stop() before any login takes back the model's wait for the factory."""
+        harness = Harness(keepalive=None)
+        state = PBXState(harness.factory)
+        started = state.start()
+        self.assertEqual(len(harness.factory._ready_waiters), 1)
+        state.stop()
+        self.failureResultOf(started, StateStopped)
+        self.assertEqual(harness.factory._ready_waiters, [])
 
 
 class BareProtocolTests(SynchronousTestCase):
@@ -487,6 +563,36 @@ class WaiterTests(SynchronousTestCase):
         self.assertEqual(failure.value.reason, "hangup")
         self.failureResultOf(bridged, ObjectGone)
         self.failureResultOf(self.channel.when_answered(), ObjectGone)
+
+    def _cancel_on_failure(self, failing: Deferred[object], other: Deferred[object]) -> None:
+        def cancel(failure: object) -> object:
+            other.cancel()
+            return failure
+
+        failing.addErrback(cancel)
+
+    def test_cancelled_by_another_waiter(self) -> None:
+        """A waiter cancelled by a sibling's errback is not fired again; the next event applies."""
+        answered = self.channel.when_answered()
+        hung_up = self.channel.when_hung_up()
+        self._cancel_on_failure(answered, hung_up)
+        later = Chan("9.1", "PJSIP/100-0000000a")
+        self.session.send(
+            channel_event("Hangup", self.chan, ("Cause", "16")) + channel_event("Newchannel", later)
+        )
+        self.failureResultOf(answered, ObjectGone)
+        self.failureResultOf(hung_up, CancelledError)
+        self.assertEqual([c.uniqueid for c in self.log.names("channel_gone")], ["7.1"])
+        self.assertEqual(self.log.names("channel_new")[-1].uniqueid, "9.1")
+
+    def test_cancelled_by_another_waiter_at_stop(self) -> None:
+        """stop() leaves alone a waiter that a sibling's errback cancelled, and does not raise."""
+        answered = self.channel.when_answered()
+        hung_up = self.channel.when_hung_up()
+        self._cancel_on_failure(answered, hung_up)
+        self.state.stop()
+        self.failureResultOf(answered, StateStopped)
+        self.failureResultOf(hung_up, CancelledError)
 
     def test_call_when_ended(self) -> None:
         """A call's when_ended fires when its last channel goes; a merged call's fails."""

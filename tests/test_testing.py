@@ -553,6 +553,18 @@ class FaultTests(Harness):
         self.assertEqual(events[0]["Uptime"], "0")
         self.assertEqual(self.fake.pbx.incoming_call("1000").name, "PJSIP/phone-00000000")
 
+    def test_restart_keeps_demo_traffic(self) -> None:
+        """Demo traffic started before restart() goes on, into the fresh PBX."""
+        self.fake.start_demo_traffic(interval=1)
+        self.clock.advance(1)
+        self.assertEqual(self.fake.pbx.calls_processed, 1)
+        self.fake.restart()
+        self.assertEqual(self.fake.pbx.calls_processed, 0)
+        self.clock.advance(1)
+        self.assertEqual(self.fake.pbx.calls_processed, 1)
+        self.fake.stop()
+        self.assertEqual([c for c in self.clock.getDelayedCalls() if c.active()], [])
+
     def test_send_raw_split(self) -> None:
         """send_raw writes pieces cut at the offsets; the client gets them one by one."""
         client, _, pump, events = self.connect()

@@ -421,6 +421,46 @@ class ActionErrorTests(SynchronousTestCase):
             (callee, "7001", "30"),
         )
 
+    def test_queue_service_level(self) -> None:
+        """QueueStatus's ServicelevelPerf counts calls answered in time, Perf2 abandoned ones too."""
+        pbx = self.fake.pbx
+        pbx.queues["support"].service_level = 5
+        for member in ("Local/1000@txami-test/n", "Local/1001@txami-test/n"):
+            pbx.pause_member("support", member, True)
+        answered = pbx.incoming_call("600", caller_id="201")
+        abandoned = pbx.incoming_call("600", caller_id="202")
+        late = pbx.incoming_call("600", caller_id="203")
+        self.clock.advance(3)
+        pbx.pause_member("support", "Local/1000@txami-test/n", False)  # answers 201 after 3 s
+        pbx.pause_member("support", "Local/1000@txami-test/n", True)
+        pbx.hangup(answered)
+        self.clock.advance(20)
+        pbx.hangup(abandoned)  # abandoned after 23 s
+        pbx.pause_member("support", "Local/1000@txami-test/n", False)  # answers 203 after 23 s
+        pbx.hangup(late)
+        listing = self.successResultOf(self.send("QueueStatus", Queue="support"))
+        [params] = [m for m in listing.events if m.name == "QueueParams"]
+        self.assertEqual(
+            (params["Completed"], params["Abandoned"], params["ServiceLevel"]), ("2", "1", "5")
+        )
+        self.assertEqual((params["ServicelevelPerf"], params["ServicelevelPerf2"]), ("50.0", "33.3"))
+
+    def test_park_a_conference_member(self) -> None:
+        """Park of a ConfBridge member fails after the lot's bridge is made; the conference goes on."""
+        # As the real Asterisk 20.20.1 answered (ConfBridge's bridge is masquerade-only).
+        pbx = self.fake.pbx
+        first = pbx.call("680", caller_id="300", application="Wait", data="60")
+        second = pbx.call("680", caller_id="301", application="Wait", data="60")
+        assert first is not None and second is not None
+        members = [c.name for c in pbx.conference_members("680")]
+        self.assertEqual(len(members), 2)
+        self.assertEqual(self.error("Park", Channel=members[1]), "Park action failed")
+        self.assertEqual([c.name for c in pbx.conference_members("680")], members)
+        listing = self.successResultOf(self.send("BridgeList"))
+        types = sorted(m["BridgeType"] for m in listing.events if m.name == "BridgeListItem")
+        self.assertEqual(types, ["base", "parking"])
+        self.assertEqual(pbx.parked_calls(), [])
+
     def test_presence_state(self) -> None:
         """PresenceState answers State, Subtype, Message and PresenceMessage."""
         self.fake.pbx.set_presence_state("CustomPresence:me", "away", "Lunch", "Back soon")

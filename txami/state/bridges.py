@@ -138,16 +138,11 @@ class BridgeTracker:
         outbox.updated("bridge_updated", bridge, ("channels",))
         self.grouping.left(channel, bridge)
 
-    def _flush(self) -> None:
-        outbox = self.store.outbox
-        if outbox.items:
-            outbox.flush()
-
     # --- events ------------------------------------------------------------------------------
 
     def on_bridge_create(self, event: Message) -> None:
         self._from_event(event, text_of(event))
-        self._flush()
+        self.store.outbox.flush()
 
     def on_bridge_enter(self, event: Message) -> None:
         text = text_of(event)
@@ -158,7 +153,7 @@ class BridgeTracker:
             swap_id = header(event, "SwapUniqueid", text)
             swap = self.store.channels.get(swap_id) if swap_id else None
             self.join(channel, bridge, swap)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_bridge_leave(self, event: Message) -> None:
         text = text_of(event)
@@ -168,14 +163,14 @@ class BridgeTracker:
         channel = self.channels.seen(snapshot) if snapshot is not None else None
         if bridge is not None and channel is not None:
             self.leave(channel, bridge)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_bridge_destroy(self, event: Message) -> None:
         uniqueid = header(event, "BridgeUniqueid", text_of(event))
         bridge = self.store.bridges.get(uniqueid or "")
         if bridge is not None:
             self.destroyed(bridge, "destroyed")
-            self._flush()
+            self.store.outbox.flush()
 
     def on_bridge_merge(self, event: Message) -> None:
         text = text_of(event)
@@ -183,7 +178,7 @@ class BridgeTracker:
         source = self._from_event(event, text, "From")
         if to is not None and source is not None and to is not source:
             self.move_all(source, to)
-        self._flush()
+        self.store.outbox.flush()
 
     def move_all(self, source: Bridge, to: Bridge) -> None:
         """Move every member of ``source`` into ``to`` at once (a bridge merge)."""

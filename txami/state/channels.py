@@ -182,18 +182,13 @@ class ChannelTracker:
             store.outbox.fire(waiters.take_all(), failure)
             store.outbox.fire(hung_up, channel)
 
-    def _flush(self) -> None:
-        outbox = self.store.outbox
-        if outbox.items:
-            outbox.flush()
-
     # --- events ------------------------------------------------------------------------------
 
     def on_newchannel(self, event: Message) -> None:
         snapshot = channel_snapshot(event)
         if snapshot is not None:
             self.seen(snapshot, new=True)
-            self._flush()
+            self.store.outbox.flush()
 
     def on_snapshot(self, event: Message) -> None:
         # The commonest event (Newstate, NewCallerid, ...): the known-channel
@@ -237,7 +232,7 @@ class ChannelTracker:
             if data is not None and data != channel.app_data:
                 channel.app_data = data
                 self.store.outbox.updated("channel_updated", channel, ("app_data",))
-        self._flush()
+        self.store.outbox.flush()
 
     def on_hangup(self, event: Message) -> None:
         text = text_of(event)
@@ -248,7 +243,7 @@ class ChannelTracker:
         if channel is not None:
             channel.update(snapshot, self.store.clock)
             self.gone(channel, "hangup", to_int(header(event, "Cause", text) or "0"))
-            self._flush()
+            self.store.outbox.flush()
 
     def on_rename(self, event: Message) -> None:
         text = text_of(event)
@@ -257,7 +252,7 @@ class ChannelTracker:
         channel = self.store.channels.get(uniqueid or "")
         if channel is not None and newname:
             self.set_field(channel, "name", newname)
-            self._flush()
+            self.store.outbox.flush()
 
     def _hold(self, event: Message, on_hold: bool) -> None:
         snapshot = channel_snapshot(event)
@@ -266,7 +261,7 @@ class ChannelTracker:
         channel = self.seen(snapshot)
         if channel is not None:
             self.set_field(channel, "on_hold", on_hold)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_hold(self, event: Message) -> None:
         self._hold(event, True)
@@ -286,18 +281,18 @@ class ChannelTracker:
         caller, dest, _ = self._dial(event)
         if caller is not None and dest is not None:
             self.grouping.link(caller, dest, DIAL)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_dial_state(self, event: Message) -> None:
         self._dial(event)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_dial_end(self, event: Message) -> None:
         caller, dest, text = self._dial(event)
         status = header(event, "DialStatus", text) or ""
         if caller is not None and dest is not None and status not in _DIAL_GOES_ON:
             self.grouping.unlink(caller, dest, DIAL)
-        self._flush()
+        self.store.outbox.flush()
 
     def _pair(self, event: Message, text: str) -> tuple[Channel | None, Channel | None]:
         one_snapshot = channel_snapshot(event, "LocalOne", text)
@@ -310,7 +305,7 @@ class ChannelTracker:
         one, two = self._pair(event, text_of(event))
         if one is not None and two is not None:
             self.grouping.link(one, two, LOCAL)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_optimization_begin(self, event: Message) -> None:
         text = text_of(event)
@@ -323,11 +318,11 @@ class ChannelTracker:
             for half in (one, two):
                 if half is not None:
                     self.grouping.link(source, half, OPTIMIZING)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_optimization_end(self, event: Message) -> None:
         # The link stays until the Local halves hang up (right after a
         # successful optimisation): dropping it now would part the call from
         # the halves for a moment.
         self._pair(event, text_of(event))
-        self._flush()
+        self.store.outbox.flush()

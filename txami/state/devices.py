@@ -41,11 +41,6 @@ class DeviceTracker:
             "PresenceStatus": self.on_hint_presence,
         }
 
-    def _flush(self) -> None:
-        outbox = self.store.outbox
-        if outbox.items:
-            outbox.flush()
-
     # --- applying ----------------------------------------------------------------------------
 
     def device(self, message: Message, text: str) -> DeviceState | None:
@@ -131,15 +126,15 @@ class DeviceTracker:
 
     def on_device(self, event: Message) -> None:
         self.device(event, text_of(event))
-        self._flush()
+        self.store.outbox.flush()
 
     def on_extension(self, event: Message) -> None:
         self.hint(event, text_of(event))
-        self._flush()
+        self.store.outbox.flush()
 
     def on_presence(self, event: Message) -> None:
         self.presence(event, text_of(event))
-        self._flush()
+        self.store.outbox.flush()
 
     def on_hint_presence(self, event: Message) -> None:
         text = text_of(event)
@@ -160,7 +155,7 @@ class DeviceTracker:
                 changed = True
         if changed:
             self.store.outbox.note("hint_changed", hint)
-            self._flush()
+            self.store.outbox.flush()
 
     # --- list rows ---------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
+
+from txami.state.waiters import fire_all
 
 __all__ = ["Outbox"]
 
@@ -32,7 +33,7 @@ class Outbox:
         self.listeners: list[object] = []
         #: Whether anyone listens (handlers skip recording changes when not).
         self.active = False
-        #: What waits for the next flush (a handler flushes only if there is any).
+        #: What waits for the next flush.
         self.items: list[list[Any]] = []
         self._updated: dict[object, list[Any]] = {}
         self._fresh: dict[object, list[Any]] = {}
@@ -96,9 +97,9 @@ class Outbox:
     # --- delivering --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Deliver everything recorded, in order; never raises."""
-        if self._flushing:
-            return  # a listener's own change: the loop below picks it up
+        """Deliver everything recorded, in order (nothing to do costs a test); never raises."""
+        if not self.items or self._flushing:
+            return  # nothing, or a listener's own change: the loop below picks it up
         self._flushing = True
         try:
             while self.items:
@@ -110,7 +111,7 @@ class Outbox:
                     if method is None:
                         continue
                     if method is _FIRE:
-                        _fire(*item[1])
+                        fire_all(*item[1])
                     elif len(item) == 3:
                         self._call(method, (*item[1], frozenset(item[2])))
                     else:
@@ -134,11 +135,3 @@ class Outbox:
 
 
 _FIRE = "\0fire"
-
-
-def _fire(waiters: list[Deferred[Any]], result: object) -> None:
-    for waiter in waiters:
-        if isinstance(result, Failure):
-            waiter.errback(result)
-        else:
-            waiter.callback(result)

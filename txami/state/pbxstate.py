@@ -16,7 +16,7 @@ from contextlib import suppress
 from types import MappingProxyType
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -37,6 +37,7 @@ from txami.state.queues import QueueTracker
 from txami.state.snapshot import snapshot_of
 from txami.state.store import Store
 from txami.state.sync import Sync
+from txami.state.waiters import fire_all
 
 __all__ = ["PBXState"]
 
@@ -120,6 +121,9 @@ class PBXState:
         self._sync_waiters: list[Deferred[PBXState]] = []
         self._retry: IDelayedCall | None = None
         self._logged_limits: dict[str, str] | None = None
+        #: The factory's `when_ready` while no session is up: it fails if the
+        #: factory gives up between connections, which no listener hears of.
+        self._ready: Deferred[Any] | None = None
 
     def __repr__(self) -> str:
         status = "stopped" if self._stopped else "synced" if self.synced else "not synced"
@@ -188,6 +192,8 @@ class PBXState:
             protocol = factory.protocol_instance
             if protocol is not None:
                 self._logged_in(protocol)
+            else:
+                self._watch_factory()
         else:
             assert isinstance(ami, AMIProtocol)
             self._logged_in(ami)
@@ -233,17 +239,18 @@ class PBXState:
         self._stopped = error
         self.synced = False
         self._cancel_retry()
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.cancel()
         self._sync.session += 1  # answers still on their way change nothing now
         failure = Failure(error)  # type: ignore[no-untyped-call]
         waiters, self._sync_waiters = self._sync_waiters, []
-        for waiter in waiters:
-            waiter.errback(failure)
+        fire_all(waiters, failure)
         store = self._store
         objects: list[Any] = [*store.channels.values(), *store.calls.values()]
         for obj in objects:
             if obj._waiters:
-                for waiter in obj._waiters.take_all():
-                    waiter.errback(failure)
+                fire_all(obj._waiters.take_all(), failure)
 
     # --- sessions ----------------------------------------------------------------------------
 
@@ -301,8 +308,7 @@ class PBXState:
         outbox.note("synced", resynced)
         outbox.flush()
         waiters, self._sync_waiters = self._sync_waiters, []
-        for waiter in waiters:
-            waiter.callback(self)
+        fire_all(waiters, self)
 
     def _ended(self) -> None:
         self.synced = False
@@ -319,6 +325,24 @@ class PBXState:
                     "give PBXState an AMIFactory)"
                 )
             )
+
+    def _watch_factory(self) -> None:
+        """Until the next login, fail when the factory gives up (a stop between connections)."""
+        factory = self._factory
+        if factory is None or self._stopped is not None or self._ready is not None:
+            return
+        ready = self._ready = factory.when_ready()
+        ready.addCallbacks(self._factory_ready, self._factory_gave_up)
+
+    def _factory_ready(self, protocol: Any) -> None:
+        self._ready = None  # the follower's logged_in does the work
+
+    def _factory_gave_up(self, failure: Failure) -> None:
+        self._ready = None
+        factory = self._factory
+        cancelled = isinstance(failure.value, CancelledError)
+        if not cancelled and factory is not None and factory.stopped:
+            self._halt(StateStopped(self._follower._why))
 
     def _cancel_retry(self) -> None:
         retry, self._retry = self._retry, None
@@ -341,6 +365,7 @@ class _ConnectionFollower:
     def disconnected(self, reason: Any) -> None:
         self.state._ended()
         self._maybe_stopped()
+        self.state._watch_factory()
 
     def auth_failed(self, error: Any) -> None:
         self._why = f"the AMI login was refused ({error})"

@@ -9,6 +9,7 @@ events); both are read into the same attributes here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from txami.message import Message
@@ -284,6 +285,8 @@ class Queue:
                 try:
                     value = float(raw)
                 except ValueError:
+                    continue
+                if not math.isfinite(value):
                     continue
             else:
                 value = to_int(raw)

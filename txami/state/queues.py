@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from txami.message import Message
 from txami.state.channels import ChannelTracker
-from txami.state.fields import channel_snapshot, header, text_of, to_int
+from txami.state.fields import UNIQUEID, channel_snapshot, header, text_of, to_int
 from txami.state.objects import Channel
 from txami.state.queue import Queue, QueueEntry, QueueMember
 from txami.state.store import Store
@@ -154,11 +154,6 @@ class QueueTracker:
             if queue is not None and entry is not None:
                 self.leave(queue, entry, "abandoned" if entry.abandoned else reason)
 
-    def _flush(self) -> None:
-        outbox = self.store.outbox
-        if outbox.items:
-            outbox.flush()
-
     # --- events ------------------------------------------------------------------------------
 
     def on_caller_join(self, event: Message) -> None:
@@ -177,7 +172,7 @@ class QueueTracker:
                 channel.uniqueid, channel.name, channel, position, self.store.clock.seconds()
             )
             self.join(queue, entry)
-        self._flush()
+        self.store.outbox.flush()
 
     def _entry(self, event: Message, text: str) -> tuple[Queue, QueueEntry] | tuple[None, None]:
         name = header(event, "Queue", text)
@@ -189,7 +184,7 @@ class QueueTracker:
         if queue is None:
             self.queue(name)
             return None, None
-        entry = queue.entry(snapshot[12])
+        entry = queue.entry(snapshot[UNIQUEID])
         if entry is None:
             return None, None
         return queue, entry
@@ -198,7 +193,7 @@ class QueueTracker:
         queue, entry = self._entry(event, text_of(event))
         if queue is not None and entry is not None:
             self.leave(queue, entry, "abandoned" if entry.abandoned else "left")
-        self._flush()
+        self.store.outbox.flush()
 
     def on_caller_abandon(self, event: Message) -> None:
         text = text_of(event)
@@ -216,14 +211,14 @@ class QueueTracker:
         _, entry = self._entry(event, text)
         if entry is not None:
             entry.abandoned = True
-        self._flush()
+        self.store.outbox.flush()
 
     def on_member(self, event: Message) -> None:
         text = text_of(event)
         name = header(event, "Queue", text)
         if name:
             self.member(self.queue(name), event, text, row=False)
-            self._flush()
+            self.store.outbox.flush()
 
     def on_member_removed(self, event: Message) -> None:
         text = text_of(event)
@@ -234,7 +229,7 @@ class QueueTracker:
             member = queue.members.get(interface)
             if member is not None:
                 self.remove_member(queue, member, "removed")
-                self._flush()
+                self.store.outbox.flush()
 
     def on_agent_connect(self, event: Message) -> None:
         text = text_of(event)
@@ -257,7 +252,7 @@ class QueueTracker:
                 queue._connected_in_sl.clear()
             queue._connected_in_sl[interface] = holdtime <= queue.service_level
             self._set_in_call(queue, interface, True)
-        self._flush()
+        self.store.outbox.flush()
 
     def on_agent_complete(self, event: Message) -> None:
         text = text_of(event)
@@ -279,7 +274,7 @@ class QueueTracker:
         changed += queue.recompute_perf()
         self._updated(queue, changed)
         self._set_in_call(queue, interface, False)
-        self._flush()
+        self.store.outbox.flush()
 
     def _set_in_call(self, queue: Queue, interface: str, in_call: bool) -> None:
         """

@@ -52,10 +52,11 @@ from txami.state.fields import (
     intern_value,
     row_fields,
     text_of,
+    to_int,
 )
 from txami.state.grouping import LOCAL, Grouping
 from txami.state.limits import add_limit, limits_of_classes, read_permissions
-from txami.state.objects import UP, Channel
+from txami.state.objects import Channel
 from txami.state.queues import QueueTracker
 from txami.state.store import Store
 
@@ -166,9 +167,12 @@ class Sync:
     def on_fully_booted(self, event: Message) -> None:
         """``FullyBooted`` (sent at login to sessions reading ``system``): notice a restart."""
         uptime = header(event, "Uptime", text_of(event))
-        if uptime is None or not uptime.strip().isdigit():
+        if uptime is None:
             return
-        boot = self.store.clock.seconds() - int(uptime)
+        seconds = to_int(uptime.strip(), -1)
+        if seconds < 0:
+            return
+        boot = self.store.clock.seconds() - seconds
         self._boot_this_session = True
         # Booted after the last synced session ended: a restart.  (Otherwise
         # CoreStatus still has its say: a restart within a second of the
@@ -194,15 +198,10 @@ class Sync:
                 self.queues.leave(queue, entry, GONE_RESTART)
         store.unconfirmed.clear()
         self._known_before = set()
-        self._flush()
+        self.store.outbox.flush()
 
     def _absent_reason(self, uniqueid: str) -> str:
         return GONE_DISCONNECTED if uniqueid in self.store.unconfirmed else GONE_NOT_LISTED
-
-    def _flush(self) -> None:
-        outbox = self.store.outbox
-        if outbox.items:
-            outbox.flush()
 
     # --- the sync ----------------------------------------------------------------------------
 
@@ -256,7 +255,7 @@ class Sync:
         try:
             return apply(response, session, limits)
         finally:
-            self._flush()
+            self.store.outbox.flush()
 
     def _refused(
         self, failure: Failure, action: str, session: int, limits: dict[str, str]
@@ -364,8 +363,6 @@ class Sync:
                     # First seen in an event: the list tells its real age (once).
                     channel._born = True
                     self.channels.set_field(channel, "created", now - _duration(age or ""))
-                if channel.state == UP and channel.answered is None:
-                    self.channels.set_field(channel, "answered", channel.created)
                 if application is not None:
                     self.channels.set_field(channel, "application", intern_value(application))
                     self.channels.set_field(channel, "app_data", app_data or "")
@@ -418,7 +415,7 @@ class Sync:
         for channel in list(bridge.channels):
             if channel not in members:
                 self.bridges.leave(channel, bridge)
-        self._flush()
+        self.store.outbox.flush()
 
     def _queue_status(self, response: Message, session: int, limits: dict[str, str]) -> None:
         self.queues.apply_status(list(response.events), self._absent_entry_reason(), True)
@@ -469,7 +466,7 @@ class Sync:
             self._refreshing.discard(name)
             if session == self.session:
                 self.queues.apply_status(list(response.events), GONE_NOT_LISTED, False)
-                self._flush()
+                self.store.outbox.flush()
 
         def failed(failure: Failure) -> None:
             self._refreshing.discard(name)

@@ -9,11 +9,13 @@ until someone waits, so the common case costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
-__all__ = ["Waiters"]
+__all__ = ["Waiters", "fire_all"]
 
 
 class Waiters:
@@ -48,3 +50,19 @@ class Waiters:
 
     def __bool__(self) -> bool:
         return any(self._by_name.values())
+
+
+def fire_all(waiters: Iterable[Deferred[Any]], result: object) -> None:
+    """
+    Fire each of ``waiters`` with ``result`` (a value, or a `Failure` to
+    errback with).  One that has fired already is left alone: its caller
+    cancelled it after it was taken from its `Waiters`, perhaps from the
+    callback of another waiter fired just before it.
+    """
+    for waiter in waiters:
+        if waiter.called:
+            continue
+        if isinstance(result, Failure):
+            waiter.errback(result)
+        else:
+            waiter.callback(result)

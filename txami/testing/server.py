@@ -490,8 +490,9 @@ class FakeAsterisk(ServerFactory):
         #: Late answers: lower-cased action name -> seconds (`None`: never).
         self.delays: dict[str, float | None] = {}
         self.stalled = False
+        #: The fake's own timers (demo traffic); the PBX and each session have theirs.
         self._timers = Timers(clock)
-        self.pbx = PBX(self._timers, self._emit)
+        self.pbx = PBX(Timers(clock), self._emit)
         load_capture_defaults(self.pbx)
         self._actions: dict[str, ActionEntry] = dict(BUILTIN)
         if release is not None:
@@ -613,10 +614,11 @@ class FakeAsterisk(ServerFactory):
         Restart Asterisk: every connection is dropped and every call is gone;
         the PBX starts afresh as configured at the start (uptime 0, channel
         numbers from 0, new Uniqueids), without events for what vanished.
+        Demo traffic goes on, into the new PBX.
         """
         self.pbx.stop()
         self.drop_all()
-        self.pbx = PBX(self._timers, self._emit)
+        self.pbx = PBX(Timers(self.clock), self._emit)
         load_capture_defaults(self.pbx)
 
     def stall(self) -> None:
@@ -704,7 +706,8 @@ class FakeAsterisk(ServerFactory):
 
     def stop(self) -> None:
         """Cancel every timer the fake scheduled: demo traffic, calls, late answers, pauses."""
-        self._demo = None
+        self.stop_demo_traffic()
+        self._timers.cancel_all()
         self.pbx.stop()
         for session in self.sessions:
             session._timers.cancel_all()

@@ -13,6 +13,11 @@ __all__ = ["ENTRIES"]
 _AGENT = perm.AGENT
 
 
+def _percent(part: int, whole: int) -> str:
+    """app_queue's ``%2.1f`` of ``100 * part / whole`` (0 when ``whole`` is)."""
+    return f"{100 * part / whole if whole else 0:.1f}"
+
+
 def _queue_status(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     wanted, member_filter = action.get("Queue"), action.get("Member")
@@ -36,8 +41,14 @@ def _queue_status(session: Session, action: Action) -> None:
                 ("Completed", str(queue.completed)),
                 ("Abandoned", str(queue.abandoned)),
                 ("ServiceLevel", str(queue.service_level)),
-                ("ServicelevelPerf", "0.0"),
-                ("ServicelevelPerf2", "0.0"),
+                ("ServicelevelPerf", _percent(queue.completed_in_sl, queue.completed)),
+                (
+                    "ServicelevelPerf2",
+                    _percent(
+                        queue.completed_in_sl + queue.abandoned_in_sl,
+                        queue.completed + queue.abandoned,
+                    ),
+                ),
                 ("Weight", str(queue.weight)),
                 *id_pairs(action),
             ],

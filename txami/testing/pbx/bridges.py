@@ -42,6 +42,7 @@ class BridgesMixin(DevicesMixin):
         name: str = "",
         *,
         dissolve_on_hangup: bool = True,
+        masquerade_only: bool = False,
     ) -> Bridge:
         """Make a bridge and raise ``BridgeCreate``."""
         bridge = Bridge(
@@ -51,6 +52,7 @@ class BridgesMixin(DevicesMixin):
             creator,
             name,
             dissolve_on_hangup=dissolve_on_hangup,
+            masquerade_only=masquerade_only,
         )
         self.bridges[bridge.uniqueid] = bridge
         self.emit("BridgeCreate", bridge.headers())
@@ -111,9 +113,8 @@ class BridgesMixin(DevicesMixin):
     def _pull(self, bridge: Bridge, channel: Channel, *, unset: bool) -> None:
         if channel not in bridge.channels:
             return
-        if unset and not bridge.holding and channel.variables.get("BRIDGEPEER"):
-            self.set_channel_var(channel, "BRIDGEPEER", "")
-            channel.variables.pop("BRIDGEPEER", None)
+        if unset and not bridge.holding:
+            self._unset_peer(channel)
         bridge.channels.remove(channel)
         channel.bridge = None
         self.emit("BridgeLeave", [*bridge.headers(), *channel.snapshot()])
@@ -157,15 +158,20 @@ class BridgesMixin(DevicesMixin):
     def _set_peer(self, channel: Channel, value: str) -> None:
         self.set_channel_var(channel, "BRIDGEPEER", value)
 
+    def _unset_peer(self, channel: Channel) -> None:
+        """Unset ``channel``'s ``BRIDGEPEER`` (a ``VarSet`` of nothing), if it is set."""
+        if channel.variables.get("BRIDGEPEER"):
+            self.set_channel_var(channel, "BRIDGEPEER", "")
+            channel.variables.pop("BRIDGEPEER", None)
+
     def dissolve_bridge(self, bridge: Bridge) -> None:
         """End ``bridge``: every member's ``BRIDGEPEER`` is unset, then each leaves."""
         if bridge.destroyed:
             return
         members = list(bridge.channels)
-        for member in members:
-            if member.variables.get("BRIDGEPEER") and not bridge.holding:
-                self.set_channel_var(member, "BRIDGEPEER", "")
-                member.variables.pop("BRIDGEPEER", None)
+        if not bridge.holding:
+            for member in members:
+                self._unset_peer(member)
         for member in members:
             self._pull(bridge, member, unset=False)
         self.destroy_bridge(bridge)

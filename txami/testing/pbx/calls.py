@@ -476,9 +476,7 @@ class CallsMixin(BridgesMixin):
         others = [c for c in bridge.channels if c is not channel]
         if bridge.dissolve_on_hangup and len(bridge.channels) <= 2 and not bridge.hidden:
             for member in [channel, *others]:
-                if member.variables.get("BRIDGEPEER"):
-                    self.set_channel_var(member, "BRIDGEPEER", "")
-                    member.variables.pop("BRIDGEPEER", None)
+                self._unset_peer(member)
             self._bridge_ending(bridge, channel)
             self._pull(bridge, channel, unset=False)
             self._after_bridge(channel)
@@ -629,9 +627,7 @@ class CallsMixin(BridgesMixin):
             ],
         )
         for half in (one, two):
-            if half.variables.get("BRIDGEPEER"):
-                self.set_channel_var(half, "BRIDGEPEER", "")
-                half.variables.pop("BRIDGEPEER", None)
+            self._unset_peer(half)
         self._pull(source, mover, unset=False)
         self._pull(keep, one, unset=False)
         self.enter_bridge(keep, mover, one)

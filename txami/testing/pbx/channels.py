@@ -245,6 +245,9 @@ class Bridge:
     hidden: list[str] = field(default_factory=list)
     #: Whether the bridge ends when a member hangs up (Dial's and Queue's do).
     dissolve_on_hangup: bool = True
+    #: Whether a member may leave it only by a masquerade (ConfBridge's): Park refuses
+    #: to move one out (``bridge_move_locked``'s ``AST_BRIDGE_FLAG_MASQUERADE_ONLY``).
+    masquerade_only: bool = False
     #: Whether it is gone.
     destroyed: bool = False
 

@@ -63,7 +63,12 @@ class ConfBridgeMixin(QueuesMixin):
         conference = self.conferences.get(name)
         if conference is None:
             bridge = self.create_bridge(
-                "base", "softmix", "ConfBridge", name, dissolve_on_hangup=False
+                "base",
+                "softmix",
+                "ConfBridge",
+                name,
+                dissolve_on_hangup=False,
+                masquerade_only=True,
             )
             announcer = f"CBAnn/{name}-{self._next_sequence():08x}"
             bridge.hidden.append(announcer + ";2")
@@ -109,9 +114,7 @@ class ConfBridgeMixin(QueuesMixin):
         before = bridge.headers()
         leave = [("Conference", conference.name), *before, *channel.snapshot(), ("Admin", "No")]
         last = len(bridge.channels) == 1
-        if channel.variables.get("BRIDGEPEER"):
-            self.set_channel_var(channel, "BRIDGEPEER", "")
-            channel.variables.pop("BRIDGEPEER", None)
+        self._unset_peer(channel)
         if not last:
             self.emit("ConfbridgeLeave", leave)
         self.leave_bridge(channel)

@@ -350,9 +350,8 @@ class DialplanMixin(CallsMixin):
         # The bridges they leave lose the moving channels' BRIDGEPEER first.
         for bridge in bridges:
             for member in bridge.channels:
-                if id(member) in names and member.variables.get("BRIDGEPEER"):
-                    self.set_channel_var(member, "BRIDGEPEER", "")
-                    member.variables.pop("BRIDGEPEER", None)
+                if id(member) in names:
+                    self._unset_peer(member)
         for channel, context, exten, priority in moving:
             channel.goto = (context, exten, priority)
             channel.context, channel.exten, channel.priority = context, exten, priority
@@ -367,9 +366,7 @@ class DialplanMixin(CallsMixin):
                 self._pull(bridge, channel, unset=False)
             if dissolves and len(staying) <= 1:
                 for member in staying:
-                    if member.variables.get("BRIDGEPEER"):
-                        self.set_channel_var(member, "BRIDGEPEER", "")
-                        member.variables.pop("BRIDGEPEER", None)
+                    self._unset_peer(member)
                     self._pull(bridge, member, unset=False)
                 self.destroy_bridge(bridge)
                 for member in staying:

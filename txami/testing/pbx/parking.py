@@ -122,7 +122,9 @@ class ParkingMixin(ConfBridgeMixin):
         """
         Park ``channel`` in ``lot`` (the default lot if empty): the Park action.
         It leaves its bridge (whose other party goes on); ``timeout`` seconds
-        (the lot's if `None`, 0 for never).  `None` when the lot is full or unknown.
+        (the lot's if `None`, 0 for never).  `None` when the lot is full or
+        unknown, or the channel's bridge lets no one be moved out (ConfBridge's:
+        Asterisk sets the lot's bridge up, then fails).
         """
         parking = self.parking_lots.get(lot or "default")
         if parking is None or channel.hungup:
@@ -135,6 +137,8 @@ class ParkingMixin(ConfBridgeMixin):
                 "parking", "holding_bridge", "Parking", parking.name, dissolve_on_hangup=False
             )
         old = channel.bridge
+        if isinstance(old, Bridge) and old.masquerade_only:
+            return None
         others: list[Channel] = []
         if isinstance(old, Bridge):
             others = [c for c in old.channels if c is not channel]
@@ -151,14 +155,10 @@ class ParkingMixin(ConfBridgeMixin):
         self.emit("ParkedCall", self.parked_headers(parked))
         self.set_device_state(f"park:{space}@{parking.context}", "INUSE")
         self.enter_bridge(parking.bridge, channel)
-        if channel.variables.get("BRIDGEPEER"):
-            self.set_channel_var(channel, "BRIDGEPEER", "")
-            channel.variables.pop("BRIDGEPEER", None)
+        self._unset_peer(channel)
         if isinstance(old, Bridge) and not old.destroyed:
             for member in others:
-                if member.variables.get("BRIDGEPEER"):
-                    self.set_channel_var(member, "BRIDGEPEER", "")
-                    member.variables.pop("BRIDGEPEER", None)
+                self._unset_peer(member)
                 self._pull(old, member, unset=False)
             self.destroy_bridge(old)
             for member in others:

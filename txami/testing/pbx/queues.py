@@ -133,6 +133,8 @@ class _QueueCall:
     agent: Channel
     held: int
     started: float
+    #: Whether the caller was answered within the queue's service level.
+    in_service_level: bool
 
 
 @dataclass
@@ -151,6 +153,9 @@ class Queue:
     music_class: str = "default"
     completed: int = 0
     abandoned: int = 0
+    #: Calls answered, and calls abandoned, within ``service_level`` seconds.
+    completed_in_sl: int = 0
+    abandoned_in_sl: int = 0
     hold_time: int = 0
     talk_time: int = 0
     members: list[QueueMember] = field(default_factory=list)
@@ -263,6 +268,8 @@ class QueuesMixin(DialplanMixin):
         self.set_channel_var(channel, "ABANDONED", "TRUE")
         position = queue.callers.index(channel) + 1
         queue.abandoned += 1
+        if int(waited) <= queue.service_level:
+            queue.abandoned_in_sl += 1
         self.emit(
             "QueueCallerAbandon",
             [
@@ -417,7 +424,13 @@ class QueuesMixin(DialplanMixin):
         self.enter_bridge(bridge, caller, peers=False)
         self.set_bridge_peers(bridge)
         self._queue_calls[bridge.uniqueid] = _QueueCall(
-            queue, member, caller, agent, int(waited), self.clock.seconds()
+            queue,
+            member,
+            caller,
+            agent,
+            int(waited),
+            self.clock.seconds(),
+            int(waited) <= queue.service_level,
         )
         bridged_at = self.clock.seconds()
 
@@ -464,6 +477,8 @@ class QueuesMixin(DialplanMixin):
         member.calls_taken += 1
         member.last_call = int(self.now())
         queue.completed += 1
+        if call.in_service_level:
+            queue.completed_in_sl += 1
         if queue.completed == 1:
             queue.talk_time = talked
         else:

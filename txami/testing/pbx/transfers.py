@@ -69,9 +69,7 @@ class TransfersMixin(ParkingMixin):
         self.set_channel_var(transferer, "BLINDTRANSFER", transferee.name)
         self.set_channel_var(transferee, "BLINDTRANSFER", transferer.name)
         for member in (transferer, transferee):
-            if member.variables.get("BRIDGEPEER"):
-                self.set_channel_var(member, "BRIDGEPEER", "")
-                member.variables.pop("BRIDGEPEER", None)
+            self._unset_peer(member)
         self.emit(
             "BlindTransfer",
             [
