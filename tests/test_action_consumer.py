@@ -177,6 +177,14 @@ class ConsumerTests(SynchronousTestCase):
             self.assertEqual((outcome, body["error"]), ("error", error), fields)
         self.assertEqual(self.session.factory.sent, [])
 
+    def test_names_asterisk_would_read_as_another(self) -> None:
+        """A name with a space or control character (Asterisk skips leading ones) is refused."""
+        for name in (" Logoff", "\tEvents", "\x01Filter", "Ping ", "Queue Pause"):
+            self.read(("5-0", self.request(name)))
+            outcome, body = self.reply()
+            self.assertEqual((outcome, body["error"]), ("error", "bad_request"), name)
+        self.assertEqual(self.session.factory.sent, [])
+
     def test_request_without_reply_to(self) -> None:
         """A request that cannot be answered is acknowledged and dropped."""
         fields = self.request("Ping")

@@ -374,6 +374,19 @@ class ActionTests(SynchronousTestCase):
         self.assertEqual(response.code, 400)
         self.assertEqual(self.bridge.ami.value(), b"")
 
+    def test_names_asterisk_would_read_as_another(self) -> None:
+        """%20Logoff (Asterisk skips a name's leading blanks) and other spaced names are 400."""
+        for path in (
+            "/actions/%20Logoff",
+            "/actions/%09Events",
+            "/actions/%01Filter",
+            "/actions/Ping%20",
+            "/actions/Queue%20Pause",
+        ):
+            response = self.post(path)
+            self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"), path)
+        self.assertEqual(self.bridge.ami.value(), b"")
+
     def test_malformed_bodies(self) -> None:
         """Bodies that are not a flat JSON object of headers are 400 with a reason."""
         for body in [

@@ -47,7 +47,7 @@ from txami.daemon.config import RedisConfig
 from txami.daemon.entries import actions_key, events_key, guard_key
 from txami.daemon.redisconn import RedisConnection, RedisError
 from txami.daemon.session import PBXSession
-from txami.daemon.web import RESERVED_ACTIONS, parse_headers
+from txami.daemon.web import check_action_name, parse_headers
 from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
 from txami.jsonform import dumps, message_dict
 from txami.message import Message
@@ -294,12 +294,9 @@ class ActionConsumer(Service):
         self, pbx: str, request_id: str, name: str, request: Mapping[str, Any]
     ) -> Deferred[tuple[str, dict[str, Any]]]:
         """The request's outcome and JSON body."""
-        if not name or any(c in name for c in "\r\n\0"):
-            return succeed(_error("bad_request", "the action's name is missing or invalid"))
-        if name.lower() in RESERVED_ACTIONS:
-            return succeed(
-                _error("reserved_action", f"{name} is reserved for the daemon's own session")
-            )
+        problem = check_action_name(name)
+        if problem is not None:
+            return succeed(_error(*problem))
         raw = request.get("headers", "")
         try:
             headers = parse_headers(raw.encode("utf-8") if isinstance(raw, str) else raw)

@@ -59,6 +59,7 @@ __all__ = [
     "HTTPRequest",
     "SSEResource",
     "SSEStream",
+    "check_action_name",
     "grant_of",
     "make_resource",
     "make_site",
@@ -353,6 +354,25 @@ def parse_headers(body: bytes) -> dict[str, Any]:
     return parsed
 
 
+def check_action_name(name: str) -> tuple[str, str] | None:
+    """
+    Why action ``name`` may not be sent, as ``(error, message)``, or None if
+    it may: ``bad_request`` for a name that is empty or holds a space or a
+    control character (Asterisk skips those at the start of a value, so
+    ``" Logoff"`` would log the daemon's own session off), ``reserved_action``
+    for the actions that manage that session (`RESERVED_ACTIONS`).
+    """
+    if not name or any(c <= " " or c == "\x7f" for c in name):
+        return (
+            "bad_request",
+            f"{name!r} is not an AMI action name (it is empty or holds a space or "
+            "control character)",
+        )
+    if name.lower() in RESERVED_ACTIONS:
+        return ("reserved_action", f"{name} is reserved for the daemon's own session")
+    return None
+
+
 def _timeout_of(request: HTTPRequest) -> float | None:
     raw = (request.args or {}).get(b"timeout")
     if not raw:
@@ -392,10 +412,10 @@ class ActionResource(_JSONResource):
         if len(path) != 1 or not path[0]:
             return _error(request, 404, "not_found", "POST /actions/{Action}")
         name = path[0].decode("utf-8", "surrogateescape")
-        if name.lower() in RESERVED_ACTIONS:
-            return _error(
-                request, 403, "reserved_action", f"{name} is reserved for the daemon's own session"
-            )
+        problem = check_action_name(name)
+        if problem is not None:
+            error, message = problem
+            return _error(request, 400 if error == "bad_request" else 403, error, message)
         refused = refuse_action(request, name, self.pbx)
         if refused is not None:
             return refused
