@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import Clock, StringTransport
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
@@ -88,7 +88,9 @@ def request(
     channel = site.buildProtocol(address)
     transport = StringTransport(peerAddress=address)
     channel.makeConnection(transport)
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines = [f"{method} {path} HTTP/1.1"]
+    if not any(name.lower() == "host" for name in headers or {}):
+        lines.append("Host: 127.0.0.1")
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     if body or method == "POST":
@@ -201,6 +203,66 @@ class AuthTests(SynchronousTestCase):
         )
         missing = request(self.bridge.site, "GET", "/nope", AUTH)
         self.assertEqual((missing.code, missing.json()["error"]), (404, "not_found"))
+
+
+class CrossOriginTests(SynchronousTestCase):
+    """Without a token, a web page elsewhere cannot use the daemon through a browser."""
+
+    def setUp(self) -> None:
+        self.bridge = Bridge(token=None)
+
+    def test_other_origin_refused(self) -> None:
+        """A request from another origin (a page's fetch or form) is 403; nothing is sent."""
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:9999", "https://x.test"):
+            for method, path in (("POST", "/actions/Ping"), ("GET", "/health")):
+                response = request(
+                    self.bridge.site,
+                    method,
+                    path,
+                    {"Origin": origin, "Content-Type": "text/plain"},
+                    b"{}" if method == "POST" else b"",
+                )
+                self.assertEqual(
+                    (response.code, response.json()["error"]), (403, "cross_origin"), origin
+                )
+        self.assertEqual(self.bridge.sent(), [])
+
+    def test_same_origin_and_programs(self) -> None:
+        """The daemon's own pages (Origin is the Host) and programs (no Origin) are let in."""
+        for headers in (
+            {},
+            {"Origin": "http://127.0.0.1"},
+            {"Origin": "http://localhost:8088", "Host": "LocalHost:8088"},
+            {"Origin": "https://[::1]:8443", "Host": "[::1]:8443"},
+        ):
+            response = request(self.bridge.site, "POST", "/actions/Ping", headers, b"{}")
+            [ping] = self.bridge.sent()
+            self.bridge.answer(ping, "Response: Success\nActionID: {id}\nPing: Pong")
+            self.assertEqual(response.code, 200, headers)
+
+    def test_foreign_host_refused(self) -> None:
+        """A Host that is not loopback (DNS rebinding) is 403; loopback names are let in."""
+        for host in ("evil.example:8088", "10.0.0.1", "127.0.0.1.evil.example", "[2001:db8::1]"):
+            response = request(self.bridge.site, "GET", "/health", {"Host": host})
+            self.assertEqual((response.code, response.json()["error"]), (403, "foreign_host"), host)
+        for host in ("127.0.0.1:8088", "localhost", "[::1]:8088", "127.1.2.3"):
+            response = request(self.bridge.site, "GET", "/health", {"Host": host})
+            self.assertEqual(response.code, 200, host)
+
+    def test_any_host_over_a_unix_socket(self) -> None:
+        """On a UNIX socket (no browser reaches it) the Host header is not checked."""
+        address = UNIXAddress(b"/run/txami/http.sock")
+        channel = self.bridge.site.buildProtocol(address)
+        transport = StringTransport(hostAddress=address, peerAddress=address)
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET /health HTTP/1.1\r\nHost: anything.example\r\n\r\n")
+        self.assertEqual(Response(transport, channel).code, 200)
+
+    def test_token_guards_instead(self) -> None:
+        """With a token, Origin and Host are not checked: a page cannot send the token."""
+        bridge = Bridge()
+        headers = {"Origin": "http://evil.example", "Host": "evil.example", **AUTH}
+        self.assertEqual(request(bridge.site, "GET", "/health", headers).code, 200)
 
 
 class HealthTests(SynchronousTestCase):

@@ -23,16 +23,21 @@ its token's grant does not cover gets ``403`` with a JSON reason naming what
 was refused (``"refused": {"read": PBX}`` or ``{"action": NAME, "pbx":
 PBX}``), and nothing is sent to Asterisk.  Tokens are never logged.  Only
 the board's static files (`txami.daemon.board`) are served without a token:
-they hold no data, and the page asks for the token itself.
+they hold no data, and the page asks for the token itself.  With no token
+configured, a request that another web page would make through a browser
+(another ``Origin``, or a ``Host`` that is not loopback) gets ``403``
+(`refuse_foreign`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
@@ -65,6 +70,7 @@ __all__ = [
     "make_site",
     "parse_headers",
     "refuse_action",
+    "refuse_foreign",
     "refuse_read",
 ]
 
@@ -112,6 +118,7 @@ class HTTPRequest(Protocol):
     def setHeader(self, name: bytes, value: bytes) -> None: ...
     def getHeader(self, key: bytes) -> bytes | None: ...
     def getClientAddress(self) -> Any: ...
+    def getHost(self) -> Any: ...
     def write(self, data: bytes) -> None: ...
     def finish(self) -> None: ...
     def notifyFinish(self) -> Deferred[None]: ...
@@ -221,13 +228,79 @@ class _Unauthorized(_JSONResource):
         return _error(request, 401, "unauthorized", "send Authorization: Bearer <token>")
 
 
+class _Refused(_JSONResource):
+    """A ``403`` with ``error`` and ``message``, whatever the path and method."""
+
+    isLeaf = True
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__()
+        self.error = error
+        self.message = message
+
+    def render(self, request: HTTPRequest) -> bytes:
+        return _error(request, 403, self.error, self.message)
+
+
+def _is_loopback_host(host: bytes) -> bool:
+    """Whether a ``Host`` header value names this machine's loopback (any port)."""
+    text = host.decode("ascii", "replace").strip().lower()
+    if text.startswith("["):
+        name = text[1:].partition("]")[0]
+    else:
+        name, colon, port = text.rpartition(":")
+        if not colon or not port.isdecimal():
+            name = text
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_foreign(request: HTTPRequest) -> _Refused | None:
+    """
+    Why a request made without a token is refused as a web page's, or None.
+
+    Without a token the daemon trusts whoever reaches it on loopback; a
+    browser is such a client for every page it shows.  So a request that
+    carries another page's ``Origin`` (a cross-site ``fetch`` or form: no
+    preflight is needed for a text/plain POST) is refused, and so is one for
+    a ``Host`` that is not loopback (a DNS rebinding page's, which is its
+    own origin) on a TCP connection.  Programs send no ``Origin``; the
+    board's own requests carry the ``Host`` they were sent to.
+    """
+    host = request.getHeader(b"host")
+    origin = request.getHeader(b"origin")
+    if origin is not None:
+        own = [] if host is None else [b"http://" + host.lower(), b"https://" + host.lower()]
+        if origin.lower() not in own:
+            shown = origin.decode("ascii", "replace")
+            return _Refused(
+                "cross_origin",
+                f"a request from the web page {shown!r} is refused: without a token, "
+                "only programs and the daemon's own pages may use it",
+            )
+    tcp = isinstance(request.getHost(), (IPv4Address, IPv6Address))
+    if host is not None and tcp and not _is_loopback_host(host):
+        shown = host.decode("ascii", "replace")
+        return _Refused(
+            "foreign_host",
+            f"a request for host {shown!r} is refused: without a token, the daemon "
+            "answers requests for 127.0.0.1, [::1] or localhost only",
+        )
+    return None
+
+
 class _Root(_JSONResource):
     """
     The tree's root: finds the grant of the request's bearer token before any
     child is reached (``401`` without one, when tokens are configured).  The
     children named in ``public`` (the board's files) need no token, and
     neither does ``GET /`` from a browser (``Accept: text/html``) when a
-    ``board`` page is given: the page asks for the token itself.
+    ``board`` page is given: the page asks for the token itself.  Without
+    tokens, a request from another web page is refused (`refuse_foreign`).
     """
 
     def __init__(
@@ -255,6 +328,16 @@ class _Root(_JSONResource):
         setattr(request, _GRANT, grant)
         return grant is not None
 
+    def _refused(self, request: HTTPRequest) -> IResource | None:
+        """What answers ``request`` instead of the tree (``401`` or ``403``), or None."""
+        if self._access is None:
+            refused = refuse_foreign(request)
+            if refused is not None:
+                return refused
+        if not self._authorize(request):
+            return _Unauthorized()
+        return None
+
     def _wants_board(self, request: HTTPRequest) -> bool:
         """Whether ``request`` is a browser's for the page (``GET /``, ``Accept: text/html``)."""
         accept = request.getHeader(b"accept") or b""
@@ -266,8 +349,9 @@ class _Root(_JSONResource):
             return child
         if path == b"" and self._wants_board(request):
             return self
-        if not self._authorize(request):
-            return _Unauthorized()
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         found: IResource = Resource.getChildWithDefault(self, path, request)  # type: ignore[no-untyped-call]
         return found
 
@@ -279,8 +363,10 @@ class _Root(_JSONResource):
             assert self._board is not None
             page: bytes | int = self._board.render(request)  # type: ignore[no-untyped-call]
             return page
-        if not self._authorize(request):
-            return _Unauthorized().render(request)
+        refused = self._refused(request)
+        if refused is not None:
+            answer: bytes = refused.render(request)  # type: ignore[no-untyped-call]
+            return answer
         return _write_json(request, 200, {"endpoints": self._endpoints})
 
 
