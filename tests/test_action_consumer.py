@@ -167,6 +167,7 @@ class ConsumerTests(SynchronousTestCase):
         """Reserved actions, bad headers and bad deadlines are errors; nothing is sent."""
         for fields, error in [
             (self.request("Login"), "reserved_action"),
+            (self.request("waitevent"), "reserved_action"),
             (self.request("Originate", "[1]"), "bad_request"),
             (self.request("Originate", "{"), "bad_request"),
             (self.request("Originate", deadline="soon"), "bad_request"),

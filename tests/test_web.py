@@ -472,8 +472,8 @@ class ActionTests(SynchronousTestCase):
         self.assertEqual(self.bridge.ami.value(), b"")
 
     def test_reserved_actions(self) -> None:
-        """Actions that manage the daemon's own session are 403, in any case."""
-        for name in ["Login", "logoff", "Challenge", "EVENTS", "Filter"]:
+        """Actions that manage or block the daemon's own session are 403, in any case."""
+        for name in ["Login", "logoff", "Challenge", "EVENTS", "Filter", "WaitEvent"]:
             response = self.post(f"/actions/{name}")
             self.assertEqual((response.code, response.json()["error"]), (403, "reserved_action"))
         self.assertEqual(self.bridge.ami.value(), b"")

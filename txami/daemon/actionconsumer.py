@@ -9,7 +9,7 @@ BLOCK`` holds its connection.  A request entry has the fields:
 ``id``
     the caller's request id (it comes back in the reply);
 ``action``
-    the action's name (Login, Logoff, Challenge, Events and Filter are refused);
+    the action's name (Login, Logoff, Challenge, Events, Filter and WaitEvent are refused);
 ``headers``
     a JSON object of headers (a list repeats a header), as the HTTP bridge takes;
 ``reply_to``

@@ -12,7 +12,7 @@ The HTTP bridge: `twisted.web` resources that expose one AMI session as JSON.
     repeats a header): ``200`` with the response and its list items, ``502``
     with the AMI error, ``504`` on timeout, ``503`` when not connected, ``400``
     for a malformed body, ``403`` for the actions that manage the daemon's own
-    session (Login, Logoff, Challenge, Events, Filter).
+    session (Login, Logoff, Challenge, Events, Filter) or hold it (WaitEvent).
 ``GET /metrics``
     Prometheus text (`txami.daemon.metrics`).
 
@@ -77,7 +77,8 @@ __all__ = [
 _log = Logger(namespace="txami.daemon.web")
 
 #: Actions that would disturb the daemon's own session; refused with 403.
-RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge", "events", "filter"})
+#: WaitEvent holds the session (no other action answered) for its Timeout.
+RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge", "events", "filter", "waitevent"})
 #: The largest action body accepted, in bytes.
 MAX_BODY_SIZE = 65536
 #: The longest per-request ``?timeout=`` accepted, in seconds.
