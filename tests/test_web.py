@@ -449,6 +449,22 @@ class ActionTests(SynchronousTestCase):
             self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"), path)
         self.assertEqual(self.bridge.ami.value(), b"")
 
+    def test_synchronous_originate_refused(self) -> None:
+        """An Originate without Async (it would hold the shared session) is 400; Async is sent."""
+        for body in (
+            b'{"Channel": "Local/1000@txami-test", "Exten": "1000"}',
+            b'{"Channel": "Local/1000@txami-test", "Async": false}',
+            b'{"Channel": "Local/1000@txami-test", "async": "no"}',
+        ):
+            response = self.post("/actions/Originate", body)
+            self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"), body)
+            self.assertIn("Async", response.json()["message"])
+        self.assertEqual(self.bridge.ami.value(), b"")
+        for value in (b"true", b'"yes"', b"1", b'"On"', b'["true"]'):
+            self.post("/actions/originate", b'{"Channel": "Local/1", "ASYNC": ' + value + b"}")
+            [action] = self.bridge.sent()
+            self.assertEqual(action.name, "originate", value)
+
     def test_malformed_bodies(self) -> None:
         """Bodies that are not a flat JSON object of headers are 400 with a reason."""
         for body in [

@@ -47,7 +47,7 @@ from txami.daemon.config import RedisConfig
 from txami.daemon.entries import actions_key, events_key, guard_key
 from txami.daemon.redisconn import RedisConnection, RedisError
 from txami.daemon.session import PBXSession
-from txami.daemon.web import check_action_name, parse_headers
+from txami.daemon.web import check_action_headers, check_action_name, parse_headers
 from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
 from txami.jsonform import dumps, message_dict
 from txami.message import Message
@@ -302,6 +302,9 @@ class ActionConsumer(Service):
             headers = parse_headers(raw.encode("utf-8") if isinstance(raw, str) else raw)
         except ValueError as error:
             return succeed(_error("bad_request", str(error)))
+        problem = check_action_headers(name, headers)
+        if problem is not None:
+            return succeed(_error(*problem))
         timeout = DEFAULT_ACTION_TIMEOUT
         deadline = request.get("deadline")
         if deadline:

@@ -64,6 +64,7 @@ __all__ = [
     "HTTPRequest",
     "SSEResource",
     "SSEStream",
+    "check_action_headers",
     "check_action_name",
     "grant_of",
     "make_resource",
@@ -460,6 +461,36 @@ def check_action_name(name: str) -> tuple[str, str] | None:
     return None
 
 
+#: The values Asterisk reads as true (``ast_true``), for ``Async``.
+_TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
+
+
+def check_action_headers(name: str, headers: Mapping[str, Any]) -> tuple[str, str] | None:
+    """
+    Why action ``name`` may not be sent with ``headers`` (from `parse_headers`),
+    as ``(error, message)``, or None if it may.  A synchronous ``Originate``
+    (no ``Async: true``) is refused: Asterisk answers nothing else on the
+    session until the call is answered or its ``Timeout`` ends, and the
+    daemon's session is shared by every client (and its keepalive).
+    """
+    if name.lower() != "originate":
+        return None
+    value: Any = None
+    for key, found in headers.items():
+        if key.lower() == "async" and value is None:
+            value = found[0] if isinstance(found, list) and found else found
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    if value is not None and str(value).strip().lower() in _TRUE:
+        return None
+    return (
+        "bad_request",
+        'Originate needs "Async": true here: a synchronous Originate holds the '
+        "daemon's shared AMI session (every other action waits) until the call is "
+        "answered; the outcome comes as an OriginateResponse event with the same ActionID",
+    )
+
+
 def _timeout_of(request: HTTPRequest) -> float | None:
     raw = (request.args or {}).get(b"timeout")
     if not raw:
@@ -512,6 +543,9 @@ class ActionResource(_JSONResource):
             return _error(request, 413, "too_large", f"the body exceeds {MAX_BODY_SIZE} bytes")
         try:
             headers = parse_headers(body)
+            problem = check_action_headers(name, headers)
+            if problem is not None:
+                return _error(request, 400, *problem)
             timeout = _timeout_of(request)
             started = self._clock.seconds()
             d = self._sender.send_action(
