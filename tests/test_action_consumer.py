@@ -174,6 +174,7 @@ class ConsumerTests(SynchronousTestCase):
             (self.request("Originate", "{"), "bad_request"),
             (self.request("Originate", ASYNC, deadline="soon"), "bad_request"),
             (self.request("Originate", '{"Action": "Logoff"}'), "bad_request"),
+            (self.request("Ping", '{"ActionID": "other-client-1"}'), "bad_request"),
         ]:
             self.read(("5-0", fields))
             outcome, body = self.reply()

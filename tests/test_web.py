@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from txami.daemon.hub import EventHub
-from txami.message import Message
+from txami.message import Message, new_action_id
 from txami.daemon.metrics import Metrics
 from txami.protocol import AMIProtocol
 from txami.daemon.web import EventStreamResource, make_resource, make_site
@@ -447,6 +447,17 @@ class ActionTests(SynchronousTestCase):
         ):
             response = self.post(path)
             self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"), path)
+        self.assertEqual(self.bridge.ami.value(), b"")
+
+    def test_action_id_in_the_body_refused(self) -> None:
+        """A client's ActionID (which could take another client's answers) is 400, not sent."""
+        probe = new_action_id()
+        prefix, _, number = probe.rpartition(".")
+        for value in (f"{prefix}.{int(number) + 1}", "mine-1", ["a", "b"]):
+            body = json.dumps({"actionid": value}).encode()
+            response = self.post("/actions/Ping", body)
+            self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"))
+            self.assertIn("ActionID", response.json()["message"])
         self.assertEqual(self.bridge.ami.value(), b"")
 
     def test_synchronous_originate_refused(self) -> None:

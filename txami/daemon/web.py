@@ -432,6 +432,10 @@ def parse_headers(body: bytes) -> dict[str, Any]:
     for name, value in parsed.items():
         if name.lower() == "action":
             raise ValueError("the action's name comes from the URL, not an Action header")
+        if name.lower() == "actionid":
+            # The session is shared: a chosen ActionID could be the one the daemon
+            # gives another client's action next, which would then get this one's answer.
+            raise ValueError("the daemon sets the ActionID (the response carries it)")
         values = value if isinstance(value, list) else [value]
         for item in values:
             if item is not None and not isinstance(item, (str, int, float)):
