@@ -152,6 +152,7 @@ class ProblemTests(ACLTestCase):
                 "acl.ini:9: [token:c] read must be yes or no, not 'perhaps'",
                 "acl.ini:10: [token:c] 'Hang up' is not an action name pattern "
                 "(letters, digits, * ?)",
+                "acl.ini:11: [token:d] needs exactly one of token-file and sha256",
                 "acl.ini:13: [token:d] unknown key 'scope' "
                 "(known: actions, pbx, read, sha256, token-file)",
                 "acl.ini:14: [token:e] grants nothing: give read = yes or actions",
@@ -159,6 +160,26 @@ class ProblemTests(ACLTestCase):
                 "digits, '_', '.' or '-')",
                 "acl.ini:18: [token:f] token-file: cannot read /nonexistent/t: "
                 "No such file or directory",
+            ],
+        )
+
+    def test_problems_of_a_section_do_not_hide_others(self) -> None:
+        """A section with an unknown key still has its other problems and duplicates found."""
+        text = (
+            f"[token:a]\nsha256 = {WALLBOARD_SHA}\nread = yes\nscope = all\n\n"  # 1-5
+            f"[token:b]\nsha256 = {WALLBOARD_SHA}\nread = yes\n\n"  # 6-9
+            "[token:c]\nread = maybe\nread = yes\ncolour = red\n"  # 10-13
+        )
+        self.assertEqual(
+            self.problems(text),
+            [
+                "acl.ini:4: [token:a] unknown key 'scope' "
+                "(known: actions, pbx, read, sha256, token-file)",
+                "acl.ini:6: [token:b] has the same token as [token:a] (acl.ini:1)",
+                "acl.ini:10: [token:c] needs exactly one of token-file and sha256",
+                "acl.ini:11: [token:c] read is given 2 times",
+                "acl.ini:13: [token:c] unknown key 'colour' "
+                "(known: actions, pbx, read, sha256, token-file)",
             ],
         )
 

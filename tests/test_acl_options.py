@@ -100,6 +100,7 @@ class FlagTests(OptionsTestCase):
             f"--http-acl {acl}:\n"
             f"{acl}:4: [token:a] unknown key 'scope' "
             "(known: actions, pbx, read, sha256, token-file)\n"
+            f"{acl}:5: [token:b] has the same token as [token:a] ({acl}:1)\n"
             f"{acl}:9: [token:c] sha256 must be 64 hexadecimal digits (the token's SHA-256)\n"
             f"{acl}:12: [token:d] token-file: cannot read /nonexistent/t: "
             "No such file or directory",

@@ -21,6 +21,8 @@ from txami.errors import ActionTimeout, ConnectionLost
 from txami.message import Message
 
 KEY = "txami:{east}:actions"
+#: The headers of an asynchronous Originate (a synchronous one is refused).
+ASYNC = '{"Async": "true"}'
 
 
 class FakeConnection:
@@ -127,12 +129,12 @@ class ConsumerTests(SynchronousTestCase):
 
     def test_side_effect_action_round_trip(self) -> None:
         """An Originate is guarded with SET NX, sent, answered ok, then acknowledged."""
-        self.read(("5-0", self.request("Originate", '{"Channel": "PJSIP/100"}')))
+        self.read(("5-0", self.request("Originate", '{"Channel": "PJSIP/100", "Async": true}')))
         args, d = self.writer.take("SET")
         self.assertEqual(args, ("SET", "txami:{east}:guard:r1", "1", "NX", "EX", "60"))
         d.callback("OK")
         [(name, headers, sent)] = self.session.factory.sent
-        self.assertEqual((name, headers), ("Originate", {"Channel": "PJSIP/100"}))
+        self.assertEqual((name, headers), ("Originate", {"Channel": "PJSIP/100", "Async": True}))
         sent.callback(Message([("Response", "Success"), ("Message", "Originate queued")]))
         outcome, body = self.reply()
         self.assertEqual((outcome, body["response"]["Message"]), ("ok", "Originate queued"))
@@ -140,7 +142,7 @@ class ConsumerTests(SynchronousTestCase):
 
     def test_redelivered_side_effect_action_is_unknown(self) -> None:
         """A request whose guard exists is answered unknown and never sent."""
-        self.read(("5-0", self.request("Originate")))
+        self.read(("5-0", self.request("Originate", ASYNC)))
         _, d = self.writer.take("SET")
         d.callback(None)
         self.assertEqual(self.session.factory.sent, [])
@@ -157,7 +159,7 @@ class ConsumerTests(SynchronousTestCase):
 
     def test_expired(self) -> None:
         """A request past its deadline is answered expired and not sent."""
-        self.read(("5-0", self.request("Originate", deadline=str(999_000))))
+        self.read(("5-0", self.request("Originate", ASYNC, deadline=str(999_000))))
         self.assertEqual(
             self.reply(), ("expired", {"error": "expired", "message": "the deadline has passed"})
         )
@@ -167,14 +169,31 @@ class ConsumerTests(SynchronousTestCase):
         """Reserved actions, bad headers and bad deadlines are errors; nothing is sent."""
         for fields, error in [
             (self.request("Login"), "reserved_action"),
+            (self.request("waitevent"), "reserved_action"),
             (self.request("Originate", "[1]"), "bad_request"),
             (self.request("Originate", "{"), "bad_request"),
-            (self.request("Originate", deadline="soon"), "bad_request"),
+            (self.request("Originate", ASYNC, deadline="soon"), "bad_request"),
             (self.request("Originate", '{"Action": "Logoff"}'), "bad_request"),
+            (self.request("Ping", '{"ActionID": "other-client-1"}'), "bad_request"),
         ]:
             self.read(("5-0", fields))
             outcome, body = self.reply()
             self.assertEqual((outcome, body["error"]), ("error", error), fields)
+        self.assertEqual(self.session.factory.sent, [])
+
+    def test_names_asterisk_would_read_as_another(self) -> None:
+        """A name with a space or control character (Asterisk skips leading ones) is refused."""
+        for name in (" Logoff", "\tEvents", "\x01Filter", "Ping ", "Queue Pause"):
+            self.read(("5-0", self.request(name)))
+            outcome, body = self.reply()
+            self.assertEqual((outcome, body["error"]), ("error", "bad_request"), name)
+        self.assertEqual(self.session.factory.sent, [])
+
+    def test_synchronous_originate_refused(self) -> None:
+        """An Originate without Async (it would hold the shared session) is not sent."""
+        self.read(("5-0", self.request("Originate", '{"Channel": "PJSIP/100"}')))
+        outcome, body = self.reply()
+        self.assertEqual((outcome, body["error"]), ("error", "bad_request"))
         self.assertEqual(self.session.factory.sent, [])
 
     def test_request_without_reply_to(self) -> None:
@@ -193,7 +212,7 @@ class ConsumerTests(SynchronousTestCase):
             ("Originate", ConnectionLost("Originate", "gone"), "unknown"),
             ("Ping", ConnectionLost("Ping", "gone"), "error"),
         ]:
-            self.read(("5-0", self.request(action)))
+            self.read(("5-0", self.request(action, ASYNC if action == "Originate" else "{}")))
             if action == "Originate":
                 self.writer.take("SET")[1].callback("OK")
             self.session.factory.sent.pop()[2].errback(Failure(error))  # type: ignore[no-untyped-call]
@@ -201,7 +220,7 @@ class ConsumerTests(SynchronousTestCase):
 
     def test_guard_unreachable_leaves_the_request_pending(self) -> None:
         """If the guard cannot be set, nothing is sent, answered or acknowledged."""
-        self.read(("5-0", self.request("Originate")))
+        self.read(("5-0", self.request("Originate", ASYNC)))
         self.writer.take("SET")[1].errback(RedisNotConnected("down"))
         self.assertEqual((self.session.factory.sent, self.writer.calls), ([], []))
         self.assertEqual(self.consumer.active, set())

@@ -4,7 +4,9 @@ The call board in a real browser, as a person would use it: ``twistd -n txami
 Chromium driven by Selenium through Debian's chromedriver (nothing is
 downloaded).  The operator signs in, sees a demo call appear and end, hangs
 up a long call and sees it gone from the board and from ``/state``; a
-read-only token sees no action button and gets 403 on a forced POST.  A
+read-only token sees no action button and gets 403 on a forced POST.  Without
+a token, the board works with no sign-in, and a page of another origin cannot
+hang up a call through the browser.  A
 screenshot of the board is saved in the test's temporary directory (its path
 is printed).  Every wait has a deadline; nothing sleeps.
 """
@@ -96,12 +98,17 @@ class BoardInBrowserTests(SynchronousTestCase):
     """The board of a demo daemon in headless Chromium."""
 
     skip = SKIP
+    #: The token the test reads /state with (None: the daemon has none).
+    token: str | None = OPERATOR
 
     def setUp(self) -> None:
         keep_checkout_clean(self)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.started = time.monotonic()
+
+    def write_acl(self) -> str:
+        """The operator's and the wallboard's access list; its path."""
         token = os.path.join(self.dir, "operator.token")
         with open(token, "w") as f:
             f.write(OPERATOR + "\n")
@@ -113,6 +120,10 @@ class BoardInBrowserTests(SynchronousTestCase):
                 "actions = Ping, *Status, Hangup, Redirect, Originate, QueuePause\n\n"
                 f"[token:wallboard]\nsha256 = {digest}\nread = yes\n"
             )
+        return acl
+
+    def start(self, *more: str) -> None:
+        """Start the demo daemon (with options ``more``) and the browser."""
         self.log = os.path.join(self.dir, "twistd.log")
         self.daemon = subprocess.Popen(
             [
@@ -126,8 +137,7 @@ class BoardInBrowserTests(SynchronousTestCase):
                 "--demo",
                 "--http",
                 "tcp:0:interface=127.0.0.1",
-                "--http-acl",
-                acl,
+                *more,
             ],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -180,11 +190,13 @@ class BoardInBrowserTests(SynchronousTestCase):
 
     # --- the daemon, as a program reads it -------------------------------------------------
 
-    def http(self, path: str, token: str = OPERATOR, body: bytes | None = None) -> tuple[int, Any]:
+    def http(
+        self, path: str, token: str | None = OPERATOR, body: bytes | None = None
+    ) -> tuple[int, Any]:
         request = urllib.request.Request(
             self.base + path,
             data=body,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}"} if token else {},
             method="POST" if body is not None else "GET",
         )
         try:
@@ -194,7 +206,7 @@ class BoardInBrowserTests(SynchronousTestCase):
             return error.code, json.loads(error.read())
 
     def state(self) -> Any:
-        code, state = self.http("/state")
+        code, state = self.http("/state", self.token)
         return state if code == 200 else {"synced": False}
 
     # --- the board, as a person sees it ----------------------------------------------------
@@ -223,6 +235,7 @@ class BoardInBrowserTests(SynchronousTestCase):
 
     def test_operator_and_wallboard(self) -> None:
         """Sign in, watch a call come and go, hang one up, then look with a read-only token."""
+        self.start("--http-acl", self.write_acl())
         browser = self.browser
         browser.get(self.base + "/")
         self.assertEqual(browser.title, "txami board")
@@ -313,3 +326,51 @@ class BoardInBrowserTests(SynchronousTestCase):
         for secret in (OPERATOR, WALLBOARD):
             self.assertNotIn(secret, log)
         print(f"the browser test took {time.monotonic() - self.started:.1f} s")
+
+    def test_without_a_token(self) -> None:
+        """No token: the board needs no sign-in and hangs up; another origin's POST is 403."""
+        self.token = None
+        self.start()
+        browser = self.browser
+        browser.get(self.base.replace("127.0.0.1", "localhost") + "/")
+        wait_until("the board to show calls", lambda: self.calls())
+        self.assertFalse(self.css("#login")[0].is_displayed())
+        channel = wait_until(
+            "a long demo call's channel",
+            lambda: [c for c in self.css("li[data-channel]") if "Demo Long" in c.text],
+        )[0]
+        uniqueid = channel.get_attribute("data-channel")
+        channel.find_element("css selector", 'button[data-action="hangup"]').click()
+        wait_until("the channel to leave /state", lambda: uniqueid not in self.state()["channels"])
+
+        # For a page at localhost (not the board, whose policy allows no other origin),
+        # 127.0.0.1 is another origin: a text/plain POST needs no preflight, so only the
+        # daemon's own check stands between the page and the PBX.
+        browser.get(self.base.replace("127.0.0.1", "localhost") + "/whoami")
+        target = wait_until(
+            "another long demo call's channel",
+            lambda: [
+                uniqueid
+                for uniqueid, channel in self.state()["channels"].items()
+                if "Demo Long" in channel["caller_id_name"]
+            ],
+        )[0]
+        forced = browser.execute_async_script(
+            """
+            const [url, name, done] = arguments;
+            fetch(url, {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"},
+                        body: JSON.stringify({Channel: name})})
+              .then((r) => done(r.type), (e) => done(String(e)));
+            """,
+            self.base + "/actions/Hangup",
+            self.state()["channels"][target]["name"],
+        )
+        self.assertEqual(forced, "opaque")  # sent; a page never sees the answer
+
+        def refused() -> bool:
+            with open(self.log) as f:
+                return '"POST /actions/Hangup HTTP/1.1" 403 ' in f.read()
+
+        wait_until("the daemon to refuse the cross-origin POST", refused)
+        self.assertIn(target, self.state()["channels"])
+        print(f"\nthe tokenless browser test took {time.monotonic() - self.started:.1f} s")

@@ -140,6 +140,34 @@ class ProblemTests(ConfigFileTestCase):
             [f"{path}: no [pbx:NAME] section: the daemon needs at least one PBX"],
         )
 
+    def test_no_pbx_with_other_problems(self) -> None:
+        """No [pbx:NAME] is reported together with the other sections' problems."""
+        path = os.path.join(self.dir, "t.ini")
+        self.assertEqual(
+            self.problems("[redis]\nurl = http://x\n"),
+            [
+                f"{path}: no [pbx:NAME] section: the daemon needs at least one PBX",
+                f"{path}:2: [redis] url must start with redis:// or rediss://, not 'http://x'",
+            ],
+        )
+
+    def test_bad_certificate_with_other_problems(self) -> None:
+        """A tls-ca that holds no certificate is reported, at its line, with the rest."""
+        pem = self.write("ca.pem", "not a certificate\n")
+        path = os.path.join(self.dir, "t.ini")
+        text = (
+            f"[pbx:east]\nusername = u\nsecret-file = {self.secret}\ntls-ca = {pem}\n\n"
+            "[pbx:west]\nport = 0\nusername = u\n"
+            f"secret-file = {self.secret}\n"
+        )
+        self.assertEqual(
+            self.problems(text),
+            [
+                f"{path}:4: [pbx:east] tls-ca {pem} holds no valid PEM certificate",
+                f"{path}:7: [pbx:west] port must be a number from 1 to 65535, not '0'",
+            ],
+        )
+
     def test_required_keys(self) -> None:
         """[http] needs listen and [redis] needs url."""
         path = os.path.join(self.dir, "t.ini")

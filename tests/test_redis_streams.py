@@ -343,7 +343,9 @@ class ActionTests(DaemonWithRedis):
 
         first = daemon("first")
         await wait_for(lambda: self.stream("east"), "the first daemon's session", timeout=30)
-        self.request("east", "call-1", "Originate", Channel="Local/1003@txami-test", Exten="1003")
+        self.request(
+            "east", "call-1", "Originate", Channel="Local/1003@txami-test", Exten="1003", Async="true"
+        )
         originates = lambda: [a for _, a in fake.actions_received if a.name == "Originate"]  # noqa: E731
         await wait_for(originates, "the Originate at the PBX")
         first.kill()

@@ -527,6 +527,22 @@ class MakeServiceTests(OptionsTestCase):
         self.assertEqual(stopped, ["PBXSession", "HTTPService", "EventLog"])
         self.assertFalse(bridge.running)
 
+    def test_stop_goes_on_after_a_failure(self) -> None:
+        """A PBX or child that fails to stop is logged; the children after it still stop."""
+        path = os.path.join(self.dir, "events.jsonl")
+        bridge = self.build(
+            "-u", "admin", "--log-events", path, "--http", "tcp:8088:interface=127.0.0.1"
+        )
+        bridge.startService()
+        http = bridge.http
+        assert http is not None and bridge.event_log is not None
+        http.stopService = lambda: fail(RuntimeError("cannot stop"))  # type: ignore[method-assign]
+        bridge.only.stopService = lambda: fail(KeyError("no"))  # type: ignore[method-assign]
+        self.assertIsNone(self.successResultOf(bridge.stopService()))
+        self.assertFalse(bridge.event_log.running)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
     def test_health_before_connecting(self) -> None:
         """Before any connection, health reports nothing connected and nothing counted."""
         bridge = self.build("-u", "admin")

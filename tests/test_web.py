@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import Clock, StringTransport
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from txami.daemon.hub import EventHub
-from txami.message import Message
+from txami.message import Message, new_action_id
 from txami.daemon.metrics import Metrics
 from txami.protocol import AMIProtocol
 from txami.daemon.web import EventStreamResource, make_resource, make_site
@@ -88,7 +88,9 @@ def request(
     channel = site.buildProtocol(address)
     transport = StringTransport(peerAddress=address)
     channel.makeConnection(transport)
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines = [f"{method} {path} HTTP/1.1"]
+    if not any(name.lower() == "host" for name in headers or {}):
+        lines.append("Host: 127.0.0.1")
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     if body or method == "POST":
@@ -201,6 +203,66 @@ class AuthTests(SynchronousTestCase):
         )
         missing = request(self.bridge.site, "GET", "/nope", AUTH)
         self.assertEqual((missing.code, missing.json()["error"]), (404, "not_found"))
+
+
+class CrossOriginTests(SynchronousTestCase):
+    """Without a token, a web page elsewhere cannot use the daemon through a browser."""
+
+    def setUp(self) -> None:
+        self.bridge = Bridge(token=None)
+
+    def test_other_origin_refused(self) -> None:
+        """A request from another origin (a page's fetch or form) is 403; nothing is sent."""
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:9999", "https://x.test"):
+            for method, path in (("POST", "/actions/Ping"), ("GET", "/health")):
+                response = request(
+                    self.bridge.site,
+                    method,
+                    path,
+                    {"Origin": origin, "Content-Type": "text/plain"},
+                    b"{}" if method == "POST" else b"",
+                )
+                self.assertEqual(
+                    (response.code, response.json()["error"]), (403, "cross_origin"), origin
+                )
+        self.assertEqual(self.bridge.sent(), [])
+
+    def test_same_origin_and_programs(self) -> None:
+        """The daemon's own pages (Origin is the Host) and programs (no Origin) are let in."""
+        for headers in (
+            {},
+            {"Origin": "http://127.0.0.1"},
+            {"Origin": "http://localhost:8088", "Host": "LocalHost:8088"},
+            {"Origin": "https://[::1]:8443", "Host": "[::1]:8443"},
+        ):
+            response = request(self.bridge.site, "POST", "/actions/Ping", headers, b"{}")
+            [ping] = self.bridge.sent()
+            self.bridge.answer(ping, "Response: Success\nActionID: {id}\nPing: Pong")
+            self.assertEqual(response.code, 200, headers)
+
+    def test_foreign_host_refused(self) -> None:
+        """A Host that is not loopback (DNS rebinding) is 403; loopback names are let in."""
+        for host in ("evil.example:8088", "10.0.0.1", "127.0.0.1.evil.example", "[2001:db8::1]"):
+            response = request(self.bridge.site, "GET", "/health", {"Host": host})
+            self.assertEqual((response.code, response.json()["error"]), (403, "foreign_host"), host)
+        for host in ("127.0.0.1:8088", "localhost", "[::1]:8088", "127.1.2.3"):
+            response = request(self.bridge.site, "GET", "/health", {"Host": host})
+            self.assertEqual(response.code, 200, host)
+
+    def test_any_host_over_a_unix_socket(self) -> None:
+        """On a UNIX socket (no browser reaches it) the Host header is not checked."""
+        address = UNIXAddress(b"/run/txami/http.sock")
+        channel = self.bridge.site.buildProtocol(address)
+        transport = StringTransport(hostAddress=address, peerAddress=address)
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET /health HTTP/1.1\r\nHost: anything.example\r\n\r\n")
+        self.assertEqual(Response(transport, channel).code, 200)
+
+    def test_token_guards_instead(self) -> None:
+        """With a token, Origin and Host are not checked: a page cannot send the token."""
+        bridge = Bridge()
+        headers = {"Origin": "http://evil.example", "Host": "evil.example", **AUTH}
+        self.assertEqual(request(bridge.site, "GET", "/health", headers).code, 200)
 
 
 class HealthTests(SynchronousTestCase):
@@ -374,6 +436,46 @@ class ActionTests(SynchronousTestCase):
         self.assertEqual(response.code, 400)
         self.assertEqual(self.bridge.ami.value(), b"")
 
+    def test_names_asterisk_would_read_as_another(self) -> None:
+        """%20Logoff (Asterisk skips a name's leading blanks) and other spaced names are 400."""
+        for path in (
+            "/actions/%20Logoff",
+            "/actions/%09Events",
+            "/actions/%01Filter",
+            "/actions/Ping%20",
+            "/actions/Queue%20Pause",
+        ):
+            response = self.post(path)
+            self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"), path)
+        self.assertEqual(self.bridge.ami.value(), b"")
+
+    def test_action_id_in_the_body_refused(self) -> None:
+        """A client's ActionID (which could take another client's answers) is 400, not sent."""
+        probe = new_action_id()
+        prefix, _, number = probe.rpartition(".")
+        for value in (f"{prefix}.{int(number) + 1}", "mine-1", ["a", "b"]):
+            body = json.dumps({"actionid": value}).encode()
+            response = self.post("/actions/Ping", body)
+            self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"))
+            self.assertIn("ActionID", response.json()["message"])
+        self.assertEqual(self.bridge.ami.value(), b"")
+
+    def test_synchronous_originate_refused(self) -> None:
+        """An Originate without Async (it would hold the shared session) is 400; Async is sent."""
+        for body in (
+            b'{"Channel": "Local/1000@txami-test", "Exten": "1000"}',
+            b'{"Channel": "Local/1000@txami-test", "Async": false}',
+            b'{"Channel": "Local/1000@txami-test", "async": "no"}',
+        ):
+            response = self.post("/actions/Originate", body)
+            self.assertEqual((response.code, response.json()["error"]), (400, "bad_request"), body)
+            self.assertIn("Async", response.json()["message"])
+        self.assertEqual(self.bridge.ami.value(), b"")
+        for value in (b"true", b'"yes"', b"1", b'"On"', b'["true"]'):
+            self.post("/actions/originate", b'{"Channel": "Local/1", "ASYNC": ' + value + b"}")
+            [action] = self.bridge.sent()
+            self.assertEqual(action.name, "originate", value)
+
     def test_malformed_bodies(self) -> None:
         """Bodies that are not a flat JSON object of headers are 400 with a reason."""
         for body in [
@@ -397,8 +499,8 @@ class ActionTests(SynchronousTestCase):
         self.assertEqual(self.bridge.ami.value(), b"")
 
     def test_reserved_actions(self) -> None:
-        """Actions that manage the daemon's own session are 403, in any case."""
-        for name in ["Login", "logoff", "Challenge", "EVENTS", "Filter"]:
+        """Actions that manage or block the daemon's own session are 403, in any case."""
+        for name in ["Login", "logoff", "Challenge", "EVENTS", "Filter", "WaitEvent"]:
             response = self.post(f"/actions/{name}")
             self.assertEqual((response.code, response.json()["error"]), (403, "reserved_action"))
         self.assertEqual(self.bridge.ami.value(), b"")

@@ -52,6 +52,7 @@ __all__ = [
     "SECRET_ENV",
     "Config",
     "ConfigError",
+    "PBXCheck",
     "PBXConfig",
     "Section",
     "SectionCheck",
@@ -415,6 +416,10 @@ def check_pbx(name: str, section: Section) -> PBXConfig:
 
 #: Checks the other sections: returns their problems (``FILE:LINE: ...``), if any.
 SectionCheck = Callable[[Mapping[str, Section]], list[str]]
+#: Checks the PBXs further: given the well-formed PBXs by name and every
+#: ``[pbx:...]`` section by section name (well-formed or not), returns the
+#: problems (``FILE:LINE: ...``), if any.
+PBXCheck = Callable[[Mapping[str, PBXConfig], Mapping[str, Section]], list[str]]
 
 
 def load_config(
@@ -422,16 +427,22 @@ def load_config(
     *,
     known_sections: frozenset[str] | None = None,
     check_sections: SectionCheck | None = None,
+    check_pbxs: PBXCheck | None = None,
 ) -> Config:
     """
     Read and check the file at ``path`` (``~`` expanded).  ``known_sections``
     names the other sections the caller accepts (the daemon: ``http``,
     ``redis``); `None` accepts any.  ``check_sections`` checks those other
-    sections (the daemon's own rules), so that their problems are reported
-    with the PBXs' ones.  `ConfigError` lists every problem.
+    sections and ``check_pbxs`` the PBXs further (the daemon's own rules), so
+    that their problems are reported with the file's others.  `ConfigError`
+    lists every problem.
     """
     return parse_config(
-        read_file(path), path, known_sections=known_sections, check_sections=check_sections
+        read_file(path),
+        path,
+        known_sections=known_sections,
+        check_sections=check_sections,
+        check_pbxs=check_pbxs,
     )
 
 
@@ -441,12 +452,16 @@ def parse_config(
     *,
     known_sections: frozenset[str] | None = None,
     check_sections: SectionCheck | None = None,
+    check_pbxs: PBXCheck | None = None,
 ) -> Config:
     """`load_config` for text already read; ``path`` names it in messages."""
     problems: list[str] = []
     pbxs: dict[str, PBXConfig] = {}
+    pbx_sections: dict[str, Section] = {}
     others: dict[str, Section] = {}
     for section in parse_sections(text, path, problems):
+        if section.name.startswith("pbx:"):
+            pbx_sections[section.name] = section
         match = _PBX_SECTION.match(section.name)
         if match is not None:
             pbx = _pbx(match.group("name"), section, problems)
@@ -465,6 +480,8 @@ def parse_config(
             others[section.name] = section
     if check_sections is not None:
         problems.extend(check_sections(others))
+    if check_pbxs is not None:
+        problems.extend(check_pbxs(pbxs, pbx_sections))
     raise_problems(problems)
     return Config(path, pbxs, others)
 

@@ -166,25 +166,37 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _grant(name: str, section: Section, problems: list[str]) -> tuple[bytes, Grant] | None:
-    """A section's digest and grant, or None after adding its problems to ``problems``."""
+def _grant(name: str, section: Section, problems: list[str]) -> tuple[bytes, Grant | None]:
+    """
+    A section's token digest (``b""`` if it has none) and grant (None after
+    adding its problems to ``problems``).  The digest is found even when the
+    section has other problems, so that a duplicate token is reported with them.
+    """
     before = len(problems)
 
     def bad(key: str | None, message: str) -> None:
         problems.append(f"{section.where(key)}: [token:{name}] {message}")
 
+    broken = set()
     for key, values in section.values.items():
         if key not in ACL_KEYS:
             bad(key, f"unknown key {key!r} (known: {', '.join(sorted(ACL_KEYS))})")
         elif len(values) > 1:
             bad(key, f"{key} is given {len(values)} times")
+            broken.add(key)
         elif "\n" in values[0]:
             bad(key, f"{key} must be one line")
-    if len(problems) > before:
-        return None
+            broken.add(key)
+
+    def get(key: str, default: str | None = None) -> str | None:
+        """The key's value, or ``default`` when it is missing or already reported."""
+        return default if key in broken else section.get(key, default)
+
     digest = b""
-    token_file, sha256 = section.get("token-file"), section.get("sha256")
-    if (token_file is None) == (sha256 is None):
+    token_file, sha256 = get("token-file"), get("sha256")
+    if broken & {"token-file", "sha256"}:
+        pass  # reported above
+    elif (token_file is None) == (sha256 is None):
         bad(None, "needs exactly one of token-file and sha256")
     elif token_file is not None:
         try:
@@ -196,26 +208,25 @@ def _grant(name: str, section: Section, problems: list[str]) -> tuple[bytes, Gra
             digest = bytes.fromhex(sha256)
         else:
             bad("sha256", "sha256 must be 64 hexadecimal digits (the token's SHA-256)")
-    read_text = (section.get("read", "no") or "").lower()
+    read_text = (get("read", "no") or "").lower()
     read = _BOOLEANS.get(read_text)
     if read is None:
         bad("read", f"read must be yes or no, not {read_text!r}")
-    actions = _split(section.get("actions", "") or "")
+    actions = _split(get("actions", "") or "")
     for pattern in actions:
         if not _PATTERN.match(pattern):
             bad("actions", f"{pattern!r} is not an action name pattern (letters, digits, * ?)")
-    pbxs = _split(section.get("pbx", "*") or "")
+    pbxs = _split(get("pbx", "*") or "")
     if not pbxs:
         bad("pbx", "pbx names no PBX (leave it out for every PBX)")
     for pattern in pbxs:
         if not re.fullmatch(r"[A-Za-z0-9_.*?-]+", pattern):
             bad("pbx", f"{pattern!r} is not a PBX name pattern")
-    if not read and not actions and read is not None:
+    if not read and not actions and read is not None and not broken & {"read", "actions"}:
         bad(None, "grants nothing: give read = yes or actions")
     if len(problems) > before:
-        return None
-    grant = Grant(name, bool(read), tuple(a.lower() for a in actions), tuple(pbxs))
-    return digest, grant
+        return digest, None
+    return digest, Grant(name, bool(read), tuple(a.lower() for a in actions), tuple(pbxs))
 
 
 def parse_acl(text: str, path: str = "<acl>") -> AccessList:
@@ -232,17 +243,17 @@ def parse_acl(text: str, path: str = "<acl>") -> AccessList:
                 "NAME of letters, digits, '_', '.' or '-')"
             )
             continue
-        found = _grant(match.group("name"), section, problems)
-        if found is None:
-            continue
-        digest, grant = found
+        name = match.group("name")
+        digest, grant = _grant(name, section, problems)
         if digest in where:
             problems.append(
-                f"{section.where()}: [token:{grant.name}] has the same token as {where[digest]}"
+                f"{section.where()}: [token:{name}] has the same token as {where[digest]}"
             )
             continue
-        where[digest] = f"[token:{grant.name}] ({section.where()})"
-        grants.append(found)
+        if digest:
+            where[digest] = f"[token:{name}] ({section.where()})"
+        if grant is not None:
+            grants.append((digest, grant))
     if not sections and not problems:
         problems.append(f"{path}: no [token:NAME] section")
     raise_problems(problems)

@@ -9,7 +9,7 @@ BLOCK`` holds its connection.  A request entry has the fields:
 ``id``
     the caller's request id (it comes back in the reply);
 ``action``
-    the action's name (Login, Logoff, Challenge, Events and Filter are refused);
+    the action's name (Login, Logoff, Challenge, Events, Filter and WaitEvent are refused);
 ``headers``
     a JSON object of headers (a list repeats a header), as the HTTP bridge takes;
 ``reply_to``
@@ -47,7 +47,7 @@ from txami.daemon.config import RedisConfig
 from txami.daemon.entries import actions_key, events_key, guard_key
 from txami.daemon.redisconn import RedisConnection, RedisError
 from txami.daemon.session import PBXSession
-from txami.daemon.web import RESERVED_ACTIONS, parse_headers
+from txami.daemon.web import check_action_headers, check_action_name, parse_headers
 from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
 from txami.jsonform import dumps, message_dict
 from txami.message import Message
@@ -294,17 +294,17 @@ class ActionConsumer(Service):
         self, pbx: str, request_id: str, name: str, request: Mapping[str, Any]
     ) -> Deferred[tuple[str, dict[str, Any]]]:
         """The request's outcome and JSON body."""
-        if not name or any(c in name for c in "\r\n\0"):
-            return succeed(_error("bad_request", "the action's name is missing or invalid"))
-        if name.lower() in RESERVED_ACTIONS:
-            return succeed(
-                _error("reserved_action", f"{name} is reserved for the daemon's own session")
-            )
+        problem = check_action_name(name)
+        if problem is not None:
+            return succeed(_error(*problem))
         raw = request.get("headers", "")
         try:
             headers = parse_headers(raw.encode("utf-8") if isinstance(raw, str) else raw)
         except ValueError as error:
             return succeed(_error("bad_request", str(error)))
+        problem = check_action_headers(name, headers)
+        if problem is not None:
+            return succeed(_error(*problem))
         timeout = DEFAULT_ACTION_TIMEOUT
         deadline = request.get("deadline")
         if deadline:

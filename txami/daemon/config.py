@@ -416,9 +416,8 @@ def load_daemon_config(path: str) -> DaemonConfig:
     ``[http]`` and ``[redis]`` sections, each PBX's TLS certificates.
     `txami.config.ConfigError` lists every problem of the file at once.
     """
-    from txami.config import ConfigError
-
     built: dict[str, object] = {}
+    tls: dict[str, Any] = {}
 
     def check(sections: Mapping[str, Section]) -> list[str]:
         problems: list[str] = []
@@ -426,18 +425,22 @@ def load_daemon_config(path: str) -> DaemonConfig:
             built[name] = _SECTION_READERS[name](section, problems)
         return problems
 
-    config = load_config(path, known_sections=DAEMON_SECTIONS, check_sections=check)
-    problems = []
-    if not config.pbxs:
-        problems.append(f"{path}: no [pbx:NAME] section: the daemon needs at least one PBX")
-    tls: dict[str, Any] = {}
-    for name, pbx in config.pbxs.items():
-        try:
-            tls[name] = pbx_tls_options(pbx)
-        except ValueError as error:
-            problems.append(f"{pbx.source}: [pbx:{name}] {error}")
-    if problems:
-        raise ConfigError(problems)
+    def check_pbxs(pbxs: Mapping[str, PBXConfig], sections: Mapping[str, Section]) -> list[str]:
+        """The PBXs' TLS certificates, and that there is one PBX at least."""
+        problems: list[str] = []
+        if not sections:
+            problems.append(f"{path}: no [pbx:NAME] section: the daemon needs at least one PBX")
+        for name, pbx in pbxs.items():
+            try:
+                tls[name] = pbx_tls_options(pbx)
+            except ValueError as error:
+                where = sections[f"pbx:{name}"].where("tls-ca" if pbx.tls_ca else "tls")
+                problems.append(f"{where}: [pbx:{name}] {error}")
+        return problems
+
+    config = load_config(
+        path, known_sections=DAEMON_SECTIONS, check_sections=check, check_pbxs=check_pbxs
+    )
     http = built.get("http")
     redis = built.get("redis")
     assert http is None or isinstance(http, HTTPConfig)

@@ -109,7 +109,8 @@ class Options(usage.Options):
     longdesc = (
         "Keep AMI sessions logged in (reconnecting after any drop) and bridge them: "
         "events as JSON lines (--log-events), over HTTP (a health check, a Server-Sent "
-        "Events stream, actions and Prometheus metrics) and through Redis Streams.  "
+        "Events stream, actions, Prometheus metrics, the live state and a call board for "
+        "the browser, with scoped tokens: --http-acl) and through Redis Streams.  "
         "--config FILE describes every PBX ([pbx:NAME]), [http] and [redis]; without it, "
         "the flags describe one PBX called 'default'.  The secret is read from "
         f"--secret-file or the {SECRET_ENV} environment variable.  "
@@ -157,7 +158,8 @@ class Options(usage.Options):
             "http",
             None,
             None,
-            "Serve the HTTP bridge on this server endpoint, e.g. tcp:8088:interface=127.0.0.1.",
+            "Serve the HTTP bridge and the call board on this server endpoint, "
+            "e.g. tcp:8088:interface=127.0.0.1.",
         ],
         ["http-token-file", None, None, "File holding the bearer token HTTP clients must send."],
         [

@@ -266,21 +266,31 @@ class BridgeService(MultiService):
     def stopService(self) -> Deferred[None]:
         """
         Stop the PBXs together (each logs off), then every other child in
-        reverse order, each after the one before it has stopped.
+        reverse order, each after the one before it has stopped.  A child
+        that fails to stop is logged, and the next one is stopped all the same.
         """
         self.running = 0
         children = list(self)
         children.reverse()
         sessions = [c for c in children if isinstance(c, PBXSession)]
         others = [c for c in children if not isinstance(c, PBXSession)]
-        done: Deferred[Any] = DeferredList(
-            [maybeDeferred(s.stopService) for s in sessions], consumeErrors=True
-        )
-
-        def stop_next(_: object, service: Any) -> Any:
-            return service.stopService()
-
+        done: Deferred[Any] = DeferredList([_stop(session) for session in sessions])
         for child in others:
-            done.addCallback(stop_next, child)
+            done.addCallback(_stop_after, child)
         done.addErrback(lambda f: _log.failure("stopping the txami daemon", f))
         return done.addCallback(lambda _: None)
+
+
+def _stop(service: Any) -> Deferred[None]:
+    """Stop ``service``; fires once it has stopped, with None even if that failed (logged)."""
+
+    def failed(failure: Failure) -> None:
+        _log.failure("stopping {service!r}", failure, service=service)
+
+    stopped: Deferred[Any] = maybeDeferred(service.stopService)
+    return stopped.addCallbacks(lambda _: None, failed)
+
+
+def _stop_after(_: object, service: Any) -> Deferred[None]:
+    """`_stop` as a callback: once the service before has stopped."""
+    return _stop(service)

@@ -12,7 +12,7 @@ The HTTP bridge: `twisted.web` resources that expose one AMI session as JSON.
     repeats a header): ``200`` with the response and its list items, ``502``
     with the AMI error, ``504`` on timeout, ``503`` when not connected, ``400``
     for a malformed body, ``403`` for the actions that manage the daemon's own
-    session (Login, Logoff, Challenge, Events, Filter).
+    session (Login, Logoff, Challenge, Events, Filter) or hold it (WaitEvent).
 ``GET /metrics``
     Prometheus text (`txami.daemon.metrics`).
 
@@ -23,16 +23,21 @@ its token's grant does not cover gets ``403`` with a JSON reason naming what
 was refused (``"refused": {"read": PBX}`` or ``{"action": NAME, "pbx":
 PBX}``), and nothing is sent to Asterisk.  Tokens are never logged.  Only
 the board's static files (`txami.daemon.board`) are served without a token:
-they hold no data, and the page asks for the token itself.
+they hold no data, and the page asks for the token itself.  With no token
+configured, a request that another web page would make through a browser
+(another ``Origin``, or a ``Host`` that is not loopback) gets ``403``
+(`refuse_foreign`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
@@ -59,18 +64,22 @@ __all__ = [
     "HTTPRequest",
     "SSEResource",
     "SSEStream",
+    "check_action_headers",
+    "check_action_name",
     "grant_of",
     "make_resource",
     "make_site",
     "parse_headers",
     "refuse_action",
+    "refuse_foreign",
     "refuse_read",
 ]
 
 _log = Logger(namespace="txami.daemon.web")
 
 #: Actions that would disturb the daemon's own session; refused with 403.
-RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge", "events", "filter"})
+#: WaitEvent holds the session (no other action answered) for its Timeout.
+RESERVED_ACTIONS = frozenset({"login", "logoff", "challenge", "events", "filter", "waitevent"})
 #: The largest action body accepted, in bytes.
 MAX_BODY_SIZE = 65536
 #: The longest per-request ``?timeout=`` accepted, in seconds.
@@ -111,6 +120,7 @@ class HTTPRequest(Protocol):
     def setHeader(self, name: bytes, value: bytes) -> None: ...
     def getHeader(self, key: bytes) -> bytes | None: ...
     def getClientAddress(self) -> Any: ...
+    def getHost(self) -> Any: ...
     def write(self, data: bytes) -> None: ...
     def finish(self) -> None: ...
     def notifyFinish(self) -> Deferred[None]: ...
@@ -220,13 +230,79 @@ class _Unauthorized(_JSONResource):
         return _error(request, 401, "unauthorized", "send Authorization: Bearer <token>")
 
 
+class _Refused(_JSONResource):
+    """A ``403`` with ``error`` and ``message``, whatever the path and method."""
+
+    isLeaf = True
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__()
+        self.error = error
+        self.message = message
+
+    def render(self, request: HTTPRequest) -> bytes:
+        return _error(request, 403, self.error, self.message)
+
+
+def _is_loopback_host(host: bytes) -> bool:
+    """Whether a ``Host`` header value names this machine's loopback (any port)."""
+    text = host.decode("ascii", "replace").strip().lower()
+    if text.startswith("["):
+        name = text[1:].partition("]")[0]
+    else:
+        name, colon, port = text.rpartition(":")
+        if not colon or not port.isdecimal():
+            name = text
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_foreign(request: HTTPRequest) -> _Refused | None:
+    """
+    Why a request made without a token is refused as a web page's, or None.
+
+    Without a token the daemon trusts whoever reaches it on loopback; a
+    browser is such a client for every page it shows.  So a request that
+    carries another page's ``Origin`` (a cross-site ``fetch`` or form: no
+    preflight is needed for a text/plain POST) is refused, and so is one for
+    a ``Host`` that is not loopback (a DNS rebinding page's, which is its
+    own origin) on a TCP connection.  Programs send no ``Origin``; the
+    board's own requests carry the ``Host`` they were sent to.
+    """
+    host = request.getHeader(b"host")
+    origin = request.getHeader(b"origin")
+    if origin is not None:
+        own = [] if host is None else [b"http://" + host.lower(), b"https://" + host.lower()]
+        if origin.lower() not in own:
+            shown = origin.decode("ascii", "replace")
+            return _Refused(
+                "cross_origin",
+                f"a request from the web page {shown!r} is refused: without a token, "
+                "only programs and the daemon's own pages may use it",
+            )
+    tcp = isinstance(request.getHost(), (IPv4Address, IPv6Address))
+    if host is not None and tcp and not _is_loopback_host(host):
+        shown = host.decode("ascii", "replace")
+        return _Refused(
+            "foreign_host",
+            f"a request for host {shown!r} is refused: without a token, the daemon "
+            "answers requests for 127.0.0.1, [::1] or localhost only",
+        )
+    return None
+
+
 class _Root(_JSONResource):
     """
     The tree's root: finds the grant of the request's bearer token before any
     child is reached (``401`` without one, when tokens are configured).  The
     children named in ``public`` (the board's files) need no token, and
     neither does ``GET /`` from a browser (``Accept: text/html``) when a
-    ``board`` page is given: the page asks for the token itself.
+    ``board`` page is given: the page asks for the token itself.  Without
+    tokens, a request from another web page is refused (`refuse_foreign`).
     """
 
     def __init__(
@@ -254,6 +330,16 @@ class _Root(_JSONResource):
         setattr(request, _GRANT, grant)
         return grant is not None
 
+    def _refused(self, request: HTTPRequest) -> IResource | None:
+        """What answers ``request`` instead of the tree (``401`` or ``403``), or None."""
+        if self._access is None:
+            refused = refuse_foreign(request)
+            if refused is not None:
+                return refused
+        if not self._authorize(request):
+            return _Unauthorized()
+        return None
+
     def _wants_board(self, request: HTTPRequest) -> bool:
         """Whether ``request`` is a browser's for the page (``GET /``, ``Accept: text/html``)."""
         accept = request.getHeader(b"accept") or b""
@@ -265,8 +351,9 @@ class _Root(_JSONResource):
             return child
         if path == b"" and self._wants_board(request):
             return self
-        if not self._authorize(request):
-            return _Unauthorized()
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         found: IResource = Resource.getChildWithDefault(self, path, request)  # type: ignore[no-untyped-call]
         return found
 
@@ -278,8 +365,10 @@ class _Root(_JSONResource):
             assert self._board is not None
             page: bytes | int = self._board.render(request)  # type: ignore[no-untyped-call]
             return page
-        if not self._authorize(request):
-            return _Unauthorized().render(request)
+        refused = self._refused(request)
+        if refused is not None:
+            answer: bytes = refused.render(request)  # type: ignore[no-untyped-call]
+            return answer
         return _write_json(request, 200, {"endpoints": self._endpoints})
 
 
@@ -343,6 +432,10 @@ def parse_headers(body: bytes) -> dict[str, Any]:
     for name, value in parsed.items():
         if name.lower() == "action":
             raise ValueError("the action's name comes from the URL, not an Action header")
+        if name.lower() == "actionid":
+            # The session is shared: a chosen ActionID could be the one the daemon
+            # gives another client's action next, which would then get this one's answer.
+            raise ValueError("the daemon sets the ActionID (the response carries it)")
         values = value if isinstance(value, list) else [value]
         for item in values:
             if item is not None and not isinstance(item, (str, int, float)):
@@ -351,6 +444,55 @@ def parse_headers(body: bytes) -> dict[str, Any]:
                     "null or a list of those"
                 )
     return parsed
+
+
+def check_action_name(name: str) -> tuple[str, str] | None:
+    """
+    Why action ``name`` may not be sent, as ``(error, message)``, or None if
+    it may: ``bad_request`` for a name that is empty or holds a space or a
+    control character (Asterisk skips those at the start of a value, so
+    ``" Logoff"`` would log the daemon's own session off), ``reserved_action``
+    for the actions that manage that session (`RESERVED_ACTIONS`).
+    """
+    if not name or any(c <= " " or c == "\x7f" for c in name):
+        return (
+            "bad_request",
+            f"{name!r} is not an AMI action name (it is empty or holds a space or "
+            "control character)",
+        )
+    if name.lower() in RESERVED_ACTIONS:
+        return ("reserved_action", f"{name} is reserved for the daemon's own session")
+    return None
+
+
+#: The values Asterisk reads as true (``ast_true``), for ``Async``.
+_TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
+
+
+def check_action_headers(name: str, headers: Mapping[str, Any]) -> tuple[str, str] | None:
+    """
+    Why action ``name`` may not be sent with ``headers`` (from `parse_headers`),
+    as ``(error, message)``, or None if it may.  A synchronous ``Originate``
+    (no ``Async: true``) is refused: Asterisk answers nothing else on the
+    session until the call is answered or its ``Timeout`` ends, and the
+    daemon's session is shared by every client (and its keepalive).
+    """
+    if name.lower() != "originate":
+        return None
+    value: Any = None
+    for key, found in headers.items():
+        if key.lower() == "async" and value is None:
+            value = found[0] if isinstance(found, list) and found else found
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    if value is not None and str(value).strip().lower() in _TRUE:
+        return None
+    return (
+        "bad_request",
+        'Originate needs "Async": true here: a synchronous Originate holds the '
+        "daemon's shared AMI session (every other action waits) until the call is "
+        "answered; the outcome comes as an OriginateResponse event with the same ActionID",
+    )
 
 
 def _timeout_of(request: HTTPRequest) -> float | None:
@@ -392,10 +534,10 @@ class ActionResource(_JSONResource):
         if len(path) != 1 or not path[0]:
             return _error(request, 404, "not_found", "POST /actions/{Action}")
         name = path[0].decode("utf-8", "surrogateescape")
-        if name.lower() in RESERVED_ACTIONS:
-            return _error(
-                request, 403, "reserved_action", f"{name} is reserved for the daemon's own session"
-            )
+        problem = check_action_name(name)
+        if problem is not None:
+            error, message = problem
+            return _error(request, 400 if error == "bad_request" else 403, error, message)
         refused = refuse_action(request, name, self.pbx)
         if refused is not None:
             return refused
@@ -405,6 +547,9 @@ class ActionResource(_JSONResource):
             return _error(request, 413, "too_large", f"the body exceeds {MAX_BODY_SIZE} bytes")
         try:
             headers = parse_headers(body)
+            problem = check_action_headers(name, headers)
+            if problem is not None:
+                return _error(request, 400, *problem)
             timeout = _timeout_of(request)
             started = self._clock.seconds()
             d = self._sender.send_action(
