@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -233,3 +234,54 @@ class EditableInstallTests(SynchronousTestCase):
             os.path.realpath(str(found["file"])),
             os.path.realpath(os.path.join(source, "txami", "tap.py")),
         )
+
+
+def _project_files(top: str) -> set[str]:
+    """The files under ``ROOT/top`` a checkout holds, less build output and caches."""
+    skipped = {"__pycache__", "_build", "api", "results", "_trial_temp"}
+    found = set()
+    for directory, dirs, files in os.walk(os.path.join(ROOT, top)):
+        dirs[:] = [d for d in dirs if d not in skipped and not d.startswith(".")]
+        relative = os.path.relpath(directory, ROOT).replace(os.sep, "/")
+        found.update(
+            f"{relative}/{name}"
+            for name in files
+            if not name.endswith((".pyc", ".pyo")) and name != "dropin.cache"
+        )
+    return found
+
+
+class SdistTests(SynchronousTestCase):
+    """The source distribution is the whole project: tests, captures, examples, docs."""
+
+    skip = SKIP
+
+    def test_sdist_contents(self) -> None:
+        """Every file of tests/, examples/, docs/ and bench/ is in the sdist, and no cache."""
+        work = tempfile.mkdtemp(prefix="txami-sdist-")
+        self.addCleanup(shutil.rmtree, work, True)
+        source = os.path.join(work, "src")
+        ignore = shutil.ignore_patterns(
+            ".*", "__pycache__", "*.pyc", "_build", "_trial_temp*", "build", "dist", "*.egg-info"
+        )
+        shutil.copytree(ROOT, source, ignore=ignore)
+        dist = os.path.join(work, "dist")
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", dist, source],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"the sdist build failed:\n{result.stdout}\n{result.stderr}")
+        [name] = os.listdir(dist)
+        with tarfile.open(os.path.join(dist, name)) as archive:
+            shipped = {m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()}
+        for top in ("tests", "examples", "docs", "bench"):
+            wanted = _project_files(top)
+            self.assertTrue(wanted, top)
+            self.assertEqual({n for n in shipped if n.startswith(f"{top}/")}, wanted, top)
+        self.assertFalse([n for n in shipped if n.endswith((".pyc", "dropin.cache"))])
+        self.assertIn("twisted/plugins/txami_plugin.py", shipped)
+        self.assertIn("txami/daemon/static/board.js", shipped)
