@@ -1,6 +1,7 @@
 """
 Tests for packaging: the wheel carries the plugin, every txami package and
-py.typed, and nothing that would break Twisted; installed, the plugin is found.
+py.typed, and nothing that would break Twisted; installed, the plugin is found,
+from a wheel and from an editable install (``pip install -e .``).
 
 The wheel is built once per run, from a copy of the checkout in a temp dir
 (so no build/ or egg-info lands in the checkout), with ``python -m build
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -175,3 +177,111 @@ class InstalledWheelTests(SynchronousTestCase):
             board,
             {"file": os.path.join(target, "txami", "daemon", "board.py"), "script": len(script)},
         )
+
+
+def build_editable() -> tuple[str, str]:
+    """
+    Build the wheel that ``pip install -e`` would install, from a copy of the
+    checkout (setuptools' PEP 660 hook, as pip calls it): (the copy, the wheel).
+    """
+    work = tempfile.mkdtemp(prefix="txami-editable-")
+    atexit.register(shutil.rmtree, work, True)
+    source = os.path.join(work, "src")
+    os.mkdir(source)
+    for name in os.listdir(ROOT):
+        if os.path.isfile(os.path.join(ROOT, name)):
+            shutil.copy2(os.path.join(ROOT, name), source)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache")
+    for name in ("txami", "twisted"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(source, name), ignore=ignore)
+    dist = os.path.join(work, "dist")
+    hook = (
+        "import sys; from setuptools import build_meta; "
+        "print(build_meta.build_editable(sys.argv[1]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hook, dist],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"the editable build failed:\n{result.stdout}\n{result.stderr}")
+    return source, os.path.join(dist, result.stdout.strip().splitlines()[-1])
+
+
+class EditableInstallTests(SynchronousTestCase):
+    """``pip install -e .`` (the README's test command) keeps ``twistd txami`` working."""
+
+    skip = SKIP
+
+    def test_checkout_on_sys_path(self) -> None:
+        """The editable wheel adds the checkout to sys.path, where Twisted looks for plugins."""
+        source, wheel = build_editable()
+        with zipfile.ZipFile(wheel) as archive:
+            # An import hook (setuptools' "finder") instead would hide twisted/plugins.
+            self.assertFalse([n for n in archive.namelist() if n.endswith("_finder.py")])
+            [pth] = [n for n in archive.namelist() if n.endswith(".pth")]
+            paths = archive.read(pth).decode("utf-8").split()
+        self.assertEqual([os.path.realpath(p) for p in paths], [os.path.realpath(source)])
+        elsewhere = os.path.join(os.path.dirname(source), "elsewhere")
+        os.mkdir(elsewhere)
+        found = run_python(DISCOVER, elsewhere, dict(os.environ, PYTHONPATH=paths[0]))
+        self.assertEqual((found["count"], found["name"]), (1, "txami"))
+        self.assertEqual(
+            os.path.realpath(str(found["file"])),
+            os.path.realpath(os.path.join(source, "txami", "tap.py")),
+        )
+
+
+def _project_files(top: str) -> set[str]:
+    """The files under ``ROOT/top`` a checkout holds, less build output and caches."""
+    skipped = {"__pycache__", "_build", "api", "results", "_trial_temp"}
+    found = set()
+    for directory, dirs, files in os.walk(os.path.join(ROOT, top)):
+        dirs[:] = [d for d in dirs if d not in skipped and not d.startswith(".")]
+        relative = os.path.relpath(directory, ROOT).replace(os.sep, "/")
+        found.update(
+            f"{relative}/{name}"
+            for name in files
+            if not name.endswith((".pyc", ".pyo")) and name != "dropin.cache"
+        )
+    return found
+
+
+class SdistTests(SynchronousTestCase):
+    """The source distribution is the whole project: tests, captures, examples, docs."""
+
+    skip = SKIP
+
+    def test_sdist_contents(self) -> None:
+        """Every file of tests/, examples/, docs/ and bench/ is in the sdist, and no cache."""
+        work = tempfile.mkdtemp(prefix="txami-sdist-")
+        self.addCleanup(shutil.rmtree, work, True)
+        source = os.path.join(work, "src")
+        ignore = shutil.ignore_patterns(
+            ".*", "__pycache__", "*.pyc", "_build", "_trial_temp*", "build", "dist", "*.egg-info"
+        )
+        shutil.copytree(ROOT, source, ignore=ignore)
+        dist = os.path.join(work, "dist")
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", dist, source],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"the sdist build failed:\n{result.stdout}\n{result.stderr}")
+        [name] = os.listdir(dist)
+        with tarfile.open(os.path.join(dist, name)) as archive:
+            shipped = {m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()}
+        for top in ("tests", "examples", "docs", "bench"):
+            wanted = _project_files(top)
+            self.assertTrue(wanted, top)
+            self.assertEqual({n for n in shipped if n.startswith(f"{top}/")}, wanted, top)
+        self.assertFalse([n for n in shipped if n.endswith((".pyc", "dropin.cache"))])
+        self.assertIn("twisted/plugins/txami_plugin.py", shipped)
+        self.assertIn("txami/daemon/static/board.js", shipped)

@@ -192,7 +192,12 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 class RestartTests(TestCase):
     """An Asterisk restart, on a private server this test starts and stops."""
 
-    skip = SKIP or (None if (ASTERISK / "start").exists() else "no ../shared/asterisk/start")
+    skip = SKIP or (
+        None
+        if (ASTERISK / "start").exists()
+        else "restarts a private Asterisk of its own: needs ../shared/asterisk/start "
+        "beside the checkout (as in CI)"
+    )
     timeout = 120
 
     async def server(self, command: str) -> None:
