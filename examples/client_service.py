@@ -2,8 +2,8 @@
 The plain `txami.AMIProtocol` under Twisted's `ClientService`, for programs
 that prefer endpoints to `txami.AMIFactory`.
 
-    python examples/client_service.py tcp:pbx.example:5038 admin SECRET
-    python examples/client_service.py tls:pbx.example:5039 admin SECRET
+    TXAMI_SECRET=... python examples/client_service.py tcp:pbx.example:5038 admin
+    TXAMI_SECRET=... python examples/client_service.py tls:pbx.example:5039 admin
 
 `ClientService` reconnects with its own backoff and calls ``prepareConnection``
 (here: Login) on every new connection; one shared `EventDispatcher` keeps the
@@ -14,6 +14,7 @@ pings, connection listeners and counters.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -78,4 +79,8 @@ async def main(reactor: Any, description: str, username: str, secret: str) -> No
 if __name__ == "__main__":
     from twisted.internet.task import react
 
-    react(lambda reactor, *argv: Deferred.fromCoroutine(main(reactor, *argv)), sys.argv[1:])
+    secret = os.environ.get("TXAMI_SECRET", "")  # not on the command line: ps would show it
+    react(
+        lambda reactor, *argv: Deferred.fromCoroutine(main(reactor, *argv, secret)),
+        sys.argv[1:],
+    )

@@ -128,12 +128,12 @@ async def run(
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """The command line; the secret may come from $AMI_SECRET instead."""
+    """The command line; the secret comes from $TXAMI_SECRET (``ps`` would show ``--secret``)."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="5038, or 5039 with --tls")
     parser.add_argument("--username", default="admin")
-    parser.add_argument("--secret", default=os.environ.get("AMI_SECRET", ""))
+    parser.add_argument("--secret", default=os.environ.get("TXAMI_SECRET", ""))
     parser.add_argument("--tls", action="store_true", help="AMI over TLS")
     parser.add_argument("--ca", default=None, help="PEM file of the CA to trust (with --tls)")
     parser.add_argument("--keepalive", type=float, default=20.0)

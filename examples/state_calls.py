@@ -1,12 +1,13 @@
 """
 Print the calls of a PBX as they start and end.
 
-    python examples/state_calls.py HOST PORT USERNAME SECRET
+    TXAMI_SECRET=... python examples/state_calls.py HOST PORT USERNAME
 
 A `PBXState` follows the PBX through reconnects; this listener hears of each
 call once when it starts, and once when it ends or joins another call.
 """
 
+import os
 import sys
 
 from twisted.internet.defer import Deferred
@@ -32,7 +33,9 @@ class CallPrinter(txami.StateListenerMixin):
         self.out(f"call {call.id} ended ({reason}, {answered})")
 
 
-async def main(reactor, host="127.0.0.1", port=5038, username="admin", secret="", until=None):
+async def main(reactor, host="127.0.0.1", port=5038, username="admin", secret=None, until=None):
+    if secret is None:
+        secret = os.environ.get("TXAMI_SECRET", "")  # not argv: ps would show it
     ami = await txami.connect(reactor, host, int(port), username=username, secret=secret)
     state = txami.PBXState(ami)
     state.add_listener(CallPrinter())

@@ -285,3 +285,4 @@ class SdistTests(SynchronousTestCase):
         self.assertFalse([n for n in shipped if n.endswith((".pyc", "dropin.cache"))])
         self.assertIn("twisted/plugins/txami_plugin.py", shipped)
         self.assertIn("txami/daemon/static/board.js", shipped)
+        self.assertIn("LICENSE", shipped)
