@@ -137,11 +137,12 @@ class Metrics:
 
     def event_received(self, received: ReceivedEvent) -> None:
         """Count one event by its name (an `EventHub` sink)."""
-        events = self._events
-        name = received.name
-        if name not in events and len(events) >= self.max_label_values:
-            name = OTHER
-        events[name] = events.get(name, 0) + 1
+        try:
+            self._events[received.name] += 1
+        except KeyError:
+            events = self._events
+            name = received.name if len(events) < self.max_label_values else OTHER
+            events[name] = events.get(name, 0) + 1
 
     def action_finished(self, action: str, outcome: str, seconds: float) -> None:
         """Count one HTTP action by name and outcome (one of `OUTCOMES`), and its latency."""
