@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -197,3 +198,105 @@ class BatchTests(SynchronousTestCase):
         self.assertEqual(len(receiver.failures), 1)
         self.assertIsInstance(receiver.failures[0].value, RedisNotConnected)
 
+
+class _Endpoint:
+    """Connects at once, each time to a new StringTransport; remembers the protocols."""
+
+    def __init__(self) -> None:
+        self.protocols: list[Any] = []
+
+    def connect(self, factory: Any) -> Any:
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(StringTransport())
+        self.protocols.append(protocol)
+        return succeed(protocol)
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def redis_ready(self, connection: Any) -> None:
+        self.events.append("ready")
+
+    def redis_lost(self) -> None:
+        self.events.append("lost")
+
+
+class SetupTests(SynchronousTestCase):
+    """AUTH/SELECT/PING on each new connection; any loss during the setup just reconnects."""
+
+    def setUp(self) -> None:
+        if SKIP:
+            raise self.skipTest(SKIP)
+        self.clock = Clock()
+        self.endpoint = _Endpoint()
+
+    def start(self, config: RedisConfig) -> RedisConnection:
+        connection = RedisConnection(self.clock, config, reply_timeout=None)
+        connection._endpoint = lambda: self.endpoint  # type: ignore[method-assign]
+        connection._random.seed(1)
+        self.listener = _Listener()
+        connection.add_listener(self.listener)
+        connection.startService()
+        self.addCleanup(connection.stopService)
+        return connection
+
+    def written(self, index: int = -1) -> bytes:
+        protocol = self.endpoint.protocols[index]
+        data: bytes = protocol.transport.value()
+        protocol.transport.clear()
+        return data
+
+    def lose(self, index: int = -1) -> None:
+        """The connection's end, as the reactor delivers it (through ClientService's proxy)."""
+        self.endpoint.protocols[index].connectionLost(Failure(ConnectionDone()))  # type: ignore[no-untyped-call]
+
+    def test_lost_while_preparing(self) -> None:
+        """Lost before PING's answer: no error, not ready, and the next connection is."""
+        connection = self.start(RedisConfig())
+        self.assertEqual(self.written(), b"*1\r\n$4\r\nPING\r\n")
+        self.lose()
+        self.assertEqual((connection.connected, self.listener.events), (False, []))
+        self.clock.advance(connection.initial_delay * connection.factor * 2)
+        self.assertEqual(len(self.endpoint.protocols), 2)
+        self.endpoint.protocols[1].dataReceived(b"+PONG\r\n")
+        self.assertEqual((connection.connected, self.listener.events), (True, ["ready"]))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_refused_then_closed(self) -> None:
+        """A refused password is logged without it, the connection closed and retried later."""
+        connection = self.start(RedisConfig(password="hunter2"))
+        self.assertIn(b"AUTH", self.written())
+        self.endpoint.protocols[0].dataReceived(b"-WRONGPASS invalid password\r\n")
+        self.clock.advance(0)
+        self.assertTrue(self.endpoint.protocols[0].transport.disconnecting)
+        self.lose()
+        self.assertFalse(connection.connected)
+        self.clock.advance(connection.initial_delay * connection.factor * 2)
+        self.assertEqual(len(self.endpoint.protocols), 2)
+        # The second refusal waits longer before closing: the backoff grows.
+        self.endpoint.protocols[1].dataReceived(b"-WRONGPASS invalid password\r\n")
+        self.assertFalse(self.endpoint.protocols[1].transport.disconnecting)
+        self.clock.advance(connection.initial_delay * connection.factor)
+        self.assertTrue(self.endpoint.protocols[1].transport.disconnecting)
+        self.lose()
+        self.clock.advance(connection.initial_delay * connection.factor * 2)
+        self.endpoint.protocols[2].dataReceived(b"+OK\r\n")
+        self.endpoint.protocols[2].dataReceived(b"+PONG\r\n")
+        self.assertEqual((connection.connected, self.listener.events), (True, ["ready"]))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_ready_then_lost(self) -> None:
+        """A ready connection's loss is told to the listeners, and it reconnects."""
+        connection = self.start(RedisConfig(db=3))
+        self.assertEqual(self.written(), b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n")
+        self.endpoint.protocols[0].dataReceived(b"+OK\r\n")
+        self.assertEqual(self.written(), b"*1\r\n$4\r\nPING\r\n")
+        self.endpoint.protocols[0].dataReceived(b"+PONG\r\n")
+        self.lose()
+        self.assertEqual((connection.connected, self.listener.events), (False, ["ready", "lost"]))
+        self.clock.advance(connection.initial_delay * connection.factor * 2)
+        self.endpoint.protocols[1].dataReceived(b"+OK\r\n")
+        self.endpoint.protocols[1].dataReceived(b"+PONG\r\n")
+        self.assertEqual(self.listener.events, ["ready", "lost", "ready"])

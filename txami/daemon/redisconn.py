@@ -9,8 +9,17 @@ after any loss, waiting longer each time (up to ``max_delay``, with random
 jitter so that many daemons do not return at once).  ``AUTH`` (from the
 password file), ``SELECT`` (the URL's database) and a ``PING`` (refused
 while Redis is still loading its data) run before the connection counts as
-ready; a refused password is logged (never the
-password) and retried with the same backoff.
+ready; a refused password is logged (never the password) and retried with
+the same backoff.
+
+Those run from the protocol's ``connectionMade``, not as ClientService's
+``prepareConnection``: ClientService's state machine has no way out of its
+``Connecting`` state for a connection lost while being prepared (nor of
+``Waiting`` for a connection lost after a failed preparation): either raised
+``NoTransition`` out of ``connectionLost``.  To ClientService the connection
+is made once TCP (and TLS) is up; a setup that fails is ended with
+``abortConnection`` (after a backoff of txami's own, since ClientService
+restarts its count for each connection made), and it reconnects.
 
 A blocking command (``XREADGROUP ... BLOCK``) holds its connection until it
 returns, so the action consumer has a `RedisConnection` of its own.
@@ -145,9 +154,18 @@ def _protocol_class() -> Any:
             #: Set on every read; the connection's watchdog clears it.
             heard = False
 
+            #: Called with the protocol once connected (`RedisConnection._prepare`).
+            on_connect: Any = None
+
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 self.awaited: deque[_Awaited | None] = deque()
+
+            def connectionMade(self) -> Any:
+                result = super().connectionMade()
+                if self.on_connect is not None:
+                    self.on_connect(self)
+                return result
 
             def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
                 parts = []
@@ -255,6 +273,7 @@ class _RedisFactory(Factory):
         )
         protocol.factory = self
         protocol.callLater = self.owner.reactor.callLater
+        protocol.on_connect = self.owner._prepare
         return protocol  # type: ignore[no-any-return]
 
     # txredisapi calls these on its factory when AUTH/SELECT fail inside
@@ -297,6 +316,11 @@ class RedisConnection(Service):
         self._service: ClientService | None = None
         self._watchdog: LoopingCall | None = None
         self._random = random.Random()
+        #: The connection being set up (AUTH, SELECT, PING), if any.
+        self._preparing: Any = None
+        #: Setups failed in a row, and the call that ends the last one's connection.
+        self._setup_failures = 0
+        self._hold: Any = None
         #: Counters: connections made ready, and lost.
         self.connects = 0
         self.losses = 0
@@ -333,7 +357,6 @@ class RedisConnection(Service):
             _RedisFactory(self),
             retryPolicy=policy,
             clock=self.reactor,
-            prepareConnection=self._prepare,
         )
         if self.reply_timeout is not None:
             self._watchdog = LoopingCall(self._watch)
@@ -347,8 +370,10 @@ class RedisConnection(Service):
         )
         self._service.startService()
 
-    def _prepare(self, protocol: Any) -> Deferred[None]:
-        """Run AUTH and SELECT, then announce the connection as ready."""
+    def _prepare(self, protocol: Any) -> None:
+        """A new connection (from its ``connectionMade``): AUTH, SELECT, PING, then ready."""
+        self._preparing = protocol
+        protocol.whenDisconnected().addCallback(lambda _: self._lost(protocol))
         d: Deferred[Any] = succeed(None)
         if self.config.password is not None:
             d.addCallback(lambda _: protocol.execute_command("AUTH", self.config.password))
@@ -356,31 +381,44 @@ class RedisConnection(Service):
             d.addCallback(lambda _: protocol.execute_command("SELECT", str(self.config.db)))
         # A Redis that is still loading its data answers LOADING: not ready yet.
         d.addCallback(lambda _: protocol.execute_command("PING"))
+        d.addCallbacks(
+            self._ready, self._refused, callbackArgs=(protocol,), errbackArgs=(protocol,)
+        )
 
-        def ready(_: object) -> None:
-            self.protocol = protocol
-            self.connects += 1
-            _log.info("connected to Redis ({name})", name=self.name)
-            protocol.whenDisconnected().addCallback(lambda _: self._lost(protocol))
-            for listener in list(self.listeners):
-                try:
-                    listener.redis_ready(self)
-                except Exception:
-                    _log.failure("a Redis listener failed")
+    def _ready(self, result: object, protocol: Any) -> None:
+        if self._preparing is not protocol:
+            return  # lost meanwhile
+        self._preparing = None
+        self._setup_failures = 0
+        self.protocol = protocol
+        self.connects += 1
+        _log.info("connected to Redis ({name})", name=self.name)
+        for listener in list(self.listeners):
+            try:
+                listener.redis_ready(self)
+            except Exception:
+                _log.failure("a Redis listener failed")
 
-        def refused(failure: Failure) -> Failure:
-            # Never the password: Redis's own answer says what was wrong.
-            _log.error(
-                "Redis ({name}) refused the connection's setup: {why}",
-                name=self.name,
-                why=failure.getErrorMessage(),
-            )
-            transport = getattr(protocol, "transport", None)
-            if transport is not None:
-                transport.abortConnection()
-            return failure
-
-        return d.addCallbacks(ready, refused)
+    def _refused(self, failure: Failure, protocol: Any) -> None:
+        if self._preparing is not protocol:
+            return  # the connection was lost: ClientService reconnects
+        self._preparing = None
+        self._setup_failures += 1
+        # Never the password: Redis's own answer says what was wrong.
+        _log.error(
+            "Redis ({name}) refused the connection's setup: {why}",
+            name=self.name,
+            why=failure.getErrorMessage(),
+        )
+        # ClientService counts from the start for each connection it makes (it then
+        # waits initial_delay x factor): the growing part of the backoff is waited
+        # here, before this connection is closed.
+        failures = min(self._setup_failures, 100)
+        hold = min(self.initial_delay * self.factor**failures, self.max_delay) - min(
+            self.initial_delay * self.factor, self.max_delay
+        )
+        transport = protocol.transport
+        self._hold = self.reactor.callLater(max(0.0, hold), transport.abortConnection)
 
     def _watch(self) -> None:
         """
@@ -389,7 +427,7 @@ class RedisConnection(Service):
         paused or partitioned Redis): abort it, and the reconnection starts.
         One timer for the connection rather than one per command.
         """
-        protocol = self.protocol
+        protocol = self.protocol or self._preparing
         if protocol is None:
             return
         if protocol.awaited and not protocol.heard:
@@ -402,6 +440,11 @@ class RedisConnection(Service):
         protocol.heard = False
 
     def _lost(self, protocol: Any) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None and hold.active():
+            hold.cancel()
+        if self._preparing is protocol:
+            self._preparing = None
         if self.protocol is not protocol:
             return
         self.protocol = None
@@ -454,6 +497,9 @@ class RedisConnection(Service):
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None and watchdog.running:
             watchdog.stop()
+        hold, self._hold = self._hold, None
+        if hold is not None and hold.active():
+            hold.cancel()  # ClientService closes the connection itself
         service, self._service = self._service, None
         if service is None:
             return succeed(None)
