@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis", required=True, help="redis://127.0.0.1:PORT/0")
     p.add_argument("--pbxs", type=int, default=1)
     p.add_argument("--events", type=int, default=200_000, help="events per PBX")
-    p.add_argument("--window", type=int, default=256)
+    p.add_argument("--window", type=int, default=1024)
     p.add_argument("--maxlen", type=int, default=1_000_000)
     p.add_argument("--buffer-events", type=int, default=10_000_000)
     p.add_argument("--buffer-bytes", type=int, default=4_000_000_000)

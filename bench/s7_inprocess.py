@@ -133,7 +133,7 @@ def build_daemon(pbxs: int) -> Any:
                 f"username = s1\nsecret-file = {secret}\n\n"
             )
         f.write(
-            "[redis]\nurl = redis://127.0.0.1:6379/0\nactions = no\nwindow = 256\n"
+            "[redis]\nurl = redis://127.0.0.1:6379/0\nactions = no\nwindow = 1024\n"
             "maxlen = 1000000\nbuffer-events = 10000000\nbuffer-bytes = 4000000000\n"
             "total-buffer-events = 10000000\ntotal-buffer-bytes = 4000000000\n"
         )

@@ -260,7 +260,7 @@ class StreamPublisher(Service):
     #: Seconds before checking the streams again when a check after a reconnect failed.
     retry_delay = 1.0
 
-    def __init__(self, engine: IStreamEngine, clock: IReactorTime, window: int = 256) -> None:
+    def __init__(self, engine: IStreamEngine, clock: IReactorTime, window: int = 1024) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window!r}")
         self.engine = engine
