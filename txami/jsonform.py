@@ -95,7 +95,7 @@ def dumps(value: Any) -> str:
 
 def event_json(event: Message, received: float, pbx: str | None = None) -> str:
     """One event as one line of JSON (without the newline); see `event_dict`."""
-    global _stamp_whole, _stamp_start
+    global _stamp
     text = event._text  # a received message's text (None for one built from pairs)
     if text is not None and 0.0 <= received < _LATEST:
         shapes = _BY_EVENT.get(event.name)  # type: ignore[arg-type]
@@ -112,15 +112,17 @@ def event_json(event: Message, received: float, pbx: str | None = None) -> str:
                     if micro >= 1000000:
                         micro -= 1000000
                         whole += 1.0
-                    if whole != _stamp_whole:
-                        _stamp_start = _HEAD + format_timestamp(whole)[:-7]
-                        _stamp_whole = whole
-                    line[0] = _stamp_start
-                    line[1] = _DIGITS[micro // 1000]
-                    line[2] = _DIGITS[micro % 1000]
-                    line[3] = _TAILS.get(pbx) or _tail(pbx)
-                    line[5:-1:2] = found.groups()
-                    return "".join(line)
+                    stamp = _stamp
+                    if whole != stamp[0]:
+                        # One tuple, replaced whole: safe if threads call this too.
+                        stamp = _stamp = (whole, _HEAD + format_timestamp(whole)[:-7])
+                    parts = line.copy()  # the shared template stays untouched
+                    parts[0] = stamp[1]
+                    parts[1] = _DIGITS[micro // 1000]
+                    parts[2] = _DIGITS[micro % 1000]
+                    parts[3] = _TAILS.get(pbx) or _tail(pbx)
+                    parts[5:-1:2] = found.groups()
+                    return "".join(parts)
     result = dumps(event_dict(event, received, pbx))
     if text is not None:
         _SHAPES.saw(event, text)
@@ -219,8 +221,8 @@ _BY_EVENT = _SHAPES.by_event
 # The line's start: the timestamp up to its microseconds (per second), and what
 # follows them (per PBX).
 _HEAD = '{"' + TIMESTAMP_KEY + '":"'
-_stamp_whole = -1.0
-_stamp_start = ""
+#: The last second formatted, and the timestamp's text up to its microseconds.
+_stamp = (-1.0, "")
 _DIGITS = [f"{number:03d}" for number in range(1000)]
 _TAILS: dict[str | None, str] = {None: 'Z",'}
 #: Receive times the fast way writes (the rest take the general way): 0 .. year 3000.
