@@ -74,9 +74,10 @@ def read_json_line(process: subprocess.Popen[bytes], timeout: float) -> dict[str
 class Redis:
     """A private redis-server (append-only file, fsync each second)."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, cpu: int | None = None) -> None:
         self.directory = directory
         self.port = free_port()
+        self.cpu = cpu
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -105,7 +106,7 @@ class Redis:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=child_setup(None),
+            preexec_fn=child_setup(self.cpu),
         )
         assert self.process.stdout is not None
         seen = b""

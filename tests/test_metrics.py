@@ -118,3 +118,26 @@ class MetricsTests(SynchronousTestCase):
     def test_content_type(self) -> None:
         """The content type is the text format's, version 0.0.4."""
         self.assertEqual(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+
+
+class ObserveSinceTests(SynchronousTestCase):
+    """_Histogram.observe_since counts as observe does, one duration at a time."""
+
+    def test_same_buckets(self) -> None:
+        """Times in order, out of order, few, on bounds or past every bound: the same counts."""
+        from txami.daemon.metrics import PUBLISH_BUCKETS, _Histogram
+
+        now = 1000.0
+        cases = [
+            [now - 70, now - 60, now - 1.0, now - 0.25, now - 0.0025, now - 1e-4, now, now + 1],
+            [now - 0.003, now - 2.0, now - 0.003, now],
+            [now - 0.5, now - 0.1],
+            [now - 5.0 + 0.001 * i for i in range(1000)],
+        ]
+        for times in cases:
+            batched, single = _Histogram(PUBLISH_BUCKETS), _Histogram(PUBLISH_BUCKETS)
+            batched.observe_since(times, now)
+            for time in times:
+                single.observe(now - time)
+            self.assertEqual((batched.buckets, batched.count), (single.buckets, single.count))
+            self.assertAlmostEqual(batched.total, single.total, places=6)

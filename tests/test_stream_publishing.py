@@ -22,6 +22,7 @@ from txami.daemon.hub import EventHub
 from txami.daemon.metrics import Metrics
 from txami.daemon.publisher import (
     EntryRejected,
+    IBatchStreamEngine,
     IEngineListener,
     IStreamEngine,
     StreamPublisher,
@@ -470,3 +471,174 @@ class PublisherTests(SynchronousTestCase):
     def test_keys(self) -> None:
         """Each PBX's stream key carries its name as a cluster hash tag."""
         self.assertEqual(events_key("txami", "east"), "txami:{east}:events")
+
+
+class _Answer:
+    """Stands for one entry of a batch in `FakeBatchEngine.pending`: answers it to its receiver."""
+
+    def __init__(self, receiver: Any) -> None:
+        self.receiver = receiver
+
+    def callback(self, result: object) -> None:
+        self.receiver.answered(1, None)
+
+    def errback(self, reason: Exception) -> None:
+        if isinstance(reason, EntryRejected):
+            self.receiver.answered(1, [(0, reason.reason)])
+        else:
+            self.receiver.failed(Failure(reason))  # type: ignore[no-untyped-call]
+
+
+@implementer(IBatchStreamEngine)
+class FakeBatchEngine(FakeEngine):
+    """
+    FakeEngine taking its entries in batches: ``pending`` is what was sent by
+    the end of the reactor's turn (the publisher sends a batch at the end of
+    one), and `ack` answers a batch's consecutive entries with one call.
+    """
+
+    def __init__(self, clock: Clock, connected: bool = True) -> None:
+        super().__init__(connected)
+        self.clock = clock
+        self.batches: list[list[tuple[str, int, list[int]]]] = []
+        self._pending: list[tuple[str, Entry, int, Any]] = []
+
+    @property  # type: ignore[override]
+    def pending(self) -> list[tuple[str, Entry, int, Any]]:
+        self.clock.advance(0)
+        return self._pending
+
+    @pending.setter
+    def pending(self, value: list[tuple[str, Entry, int, Any]]) -> None:
+        self._pending = value
+
+    def append(self, pbx: str, entry: Entry, epoch: int) -> Deferred[Any]:
+        raise AssertionError("a batch engine gets batches")
+
+    def send(self, batch: list[Any], receiver: Any) -> None:
+        self.batches.append([(pbx, base, seqs(entries)) for pbx, base, entries in batch])
+        for pbx, base, entries in batch:
+            for entry in entries:
+                self._pending.append((pbx, entry, base + entry.epoch, _Answer(receiver)))
+
+    def ack(self, count: int | None = None) -> None:
+        pending = self.pending
+        count = len(pending) if count is None else count
+        done, self.pending = pending[:count], pending[count:]
+        index = 0
+        while index < len(done):
+            receiver = done[index][3].receiver
+            run = 0
+            while index + run < len(done) and done[index + run][3].receiver is receiver:
+                pbx, entry, epoch, _ = done[index + run]
+                self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
+                run += 1
+            receiver.answered(run, None)
+            index += run
+
+    def lose(self, applied: int = 0) -> None:
+        self.connected = False
+        done, self.pending = self.pending, []
+        for pbx, entry, epoch, _ in done[:applied]:
+            self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
+        assert self.listener is not None
+        self.listener.engine_lost()
+        failed = []
+        for _, _, _, answer in done:
+            if answer.receiver not in failed:
+                failed.append(answer.receiver)
+                answer.receiver.failed(Failure(ConnectionError("lost")))  # type: ignore[no-untyped-call]
+
+
+class BatchPublisherTests(PublisherTests):
+    """StreamPublisher against FakeBatchEngine: the same guarantees, entries sent in batches."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.engine = FakeBatchEngine(self.clock)
+        self.publisher = StreamPublisher(self.engine, self.clock, window=3)
+        self.east = make_buffer(max_events=10)
+        self.publisher.add_buffer(self.east)
+
+    def test_interfaces(self) -> None:
+        """The fake batch engine provides IBatchStreamEngine."""
+        self.assertTrue(verifyObject(IBatchStreamEngine, self.engine))
+        self.assertTrue(verifyObject(IEngineListener, self.publisher))
+
+    def test_turns_between_pbxs(self) -> None:
+        """The window is shared as turns would share it, each PBX's share in one run."""
+        west = make_buffer(pbx="west")
+        self.publisher.add_buffer(west)
+        self.engine.connected = False
+        self.publisher.engine_lost()
+        for seq in range(1, 6):
+            self.east.add(event(seq))
+        west.add(event(1))
+        self.engine.back()
+        self.assertEqual(
+            [(pbx, e.seq) for pbx, e, _, _ in self.engine.pending],
+            [("east", 1), ("east", 2), ("west", 1)],
+        )
+
+    def test_one_batch_per_turn(self) -> None:
+        """Entries added in one reactor turn go out together, one batch, at its end."""
+        for seq in range(1, 3):
+            self.east.add(event(seq))
+        self.assertEqual(self.engine.batches, [])
+        self.clock.advance(0)
+        self.assertEqual(self.engine.batches, [[("east", 0, [1, 2])]])
+
+    def test_fair_shares(self) -> None:
+        """Many PBXs share a window as one entry each per round would, in their order."""
+        publisher = StreamPublisher(self.engine, self.clock, window=10)
+        buffers = [make_buffer(pbx=name) for name in ("a", "b", "c", "d")]
+        self.engine.connected = False
+        publisher.engine_lost()
+        for buffer, count in zip(buffers, (1, 6, 2, 6), strict=True):
+            publisher.add_buffer(buffer)
+            for seq in range(1, count + 1):
+                buffer.add(event(seq))
+        self.engine.back()
+        self.clock.advance(0)
+        # Rounds of one each: a b c d, b c d, b d, then b fills the room of 10.
+        self.assertEqual(
+            self.engine.batches[-1],
+            [("a", 0, [1]), ("b", 0, [1, 2, 3, 4]), ("c", 0, [1, 2]), ("d", 0, [1, 2, 3])],
+        )
+        self.engine.ack()
+        self.engine.ack()
+        self.assertEqual(
+            {pbx: seqs for pbx, _, seqs in self.engine.batches[-1]},
+            {"b": [5, 6], "d": [4, 5, 6]},
+        )
+        for buffer in buffers:
+            self.assertEqual((buffer.events, len(buffer.in_flight)), (0, 0))
+
+    def test_partial_answers(self) -> None:
+        """Answers that come a few at a time acknowledge exactly those entries, in order."""
+        publisher = StreamPublisher(self.engine, self.clock, window=10)
+        west = make_buffer(pbx="west")
+        publisher.add_buffer(west)
+        for seq in range(1, 6):
+            west.add(event(seq))
+        self.clock.advance(0)
+        receiver = self.engine.pending[0][3].receiver
+        self.engine.pending = []
+        receiver.answered(2, None)
+        self.assertEqual(seqs(west.in_flight), [3, 4, 5])
+        receiver.answered(2, [(1, "OOM")])
+        self.assertEqual(seqs(west.in_flight), [5])
+        self.assertEqual(west.metrics.dropped["rejected"], 1)
+        self.assertEqual(west.metrics.published, 3)
+        receiver.answered(1, None)
+        self.assertEqual((west.events, publisher.in_flight), (0, 0))
+
+    def test_answers_after_loss_ignored(self) -> None:
+        """A batch answered after its connection was lost changes nothing: resolve settles it."""
+        for seq in range(1, 3):
+            self.east.add(event(seq))
+        receiver = self.engine.pending[0][3].receiver
+        self.engine.lose()
+        receiver.answered(2, None)
+        self.assertEqual(seqs(self.east.in_flight), [1, 2])
+        self.assertEqual(self.east.metrics.published, 0)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
+from operator import attrgetter, is_
 
 from txami.daemon.entries import Entry
 from txami.daemon.metrics import Metrics
@@ -31,6 +33,8 @@ HEADROOM = 0.1
 
 #: A run of dropped events: ``[count, first seq, last seq, epoch]``.
 Gap = list[int]
+
+_size_of = attrgetter("size")
 
 
 def _join(older: Gap | None, newer: Gap | None) -> Gap | None:
@@ -98,6 +102,8 @@ class PBXBuffer:
         self.trailing_gap: Gap | None = None
         #: The stream's last epoch before this daemon's first entry (None until known).
         self.epoch_base: int | None = None
+        #: Whether the publisher has this buffer in its turns.
+        self.queued = False
         budget.buffers.append(self)
 
     # --- adding and dropping -------------------------------------------------------------------
@@ -199,6 +205,30 @@ class PBXBuffer:
         else:
             in_flight.remove(entry)
         self._forget(entry)
+
+    def acknowledged_oldest(self, entries: list[Entry]) -> None:
+        """
+        The stream holds ``entries``, the oldest in flight, in the order they
+        were sent: `acknowledged` for each, in one go.
+        """
+        count = len(entries)
+        in_flight = self.in_flight
+        if count == len(in_flight) and all(map(is_, in_flight, entries)):
+            in_flight.clear()
+        elif count > 4 and count * 4 > len(in_flight) and all(map(is_, in_flight, entries)):
+            self.in_flight = deque(islice(in_flight, count, None))
+        else:
+            for entry in entries:
+                if in_flight[0] is entry:
+                    in_flight.popleft()
+                else:
+                    in_flight.remove(entry)
+        size = sum(map(_size_of, entries))
+        self.events -= count
+        self.bytes -= size
+        budget = self.budget
+        budget.events -= count
+        budget.bytes -= size
 
     def rejected(self, entry: Entry) -> None:
         """Redis refused ``entry``: drop it (an event is counted, and reported as a gap)."""

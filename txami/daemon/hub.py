@@ -59,33 +59,45 @@ class EventHub:
 
     def __init__(self, clock: IReactorTime, pbx: str | None = None) -> None:
         self._clock = clock
+        self._seconds = clock.seconds
         self.pbx = pbx
-        self._sinks: list[Sink] = []
+        self._sinks: tuple[Sink, ...] = ()
         #: Events received since the hub was made.
         self.events_received = 0
 
     def subscribe(self, sink: Sink) -> None:
         """Give every later event to ``sink``."""
-        self._sinks.append(sink)
+        self._sinks += (sink,)
 
     def unsubscribe(self, sink: Sink) -> None:
         """Stop giving events to ``sink`` (no error if it was not subscribed)."""
         if sink in self._sinks:
-            self._sinks.remove(sink)
+            sinks = list(self._sinks)
+            sinks.remove(sink)
+            self._sinks = tuple(sinks)
 
     @property
     def sinks(self) -> tuple[Sink, ...]:
         """The current subscribers, in subscription order."""
-        return tuple(self._sinks)
+        return self._sinks
 
     def __call__(self, event: Message) -> None:
         """Stamp ``event`` with the time now and give it to every sink."""
-        self.deliver(ReceivedEvent(event, self._clock.seconds(), self.pbx))
+        received = ReceivedEvent(event, self._seconds(), self.pbx)
+        self.events_received += 1
+        # The tuple is replaced, never changed, by (un)subscribing: a sink may do so here.
+        for sink in self._sinks:
+            try:
+                sink(received)
+            except Exception:
+                _log.failure(
+                    "event sink {sink!r} raised on a {name} event", sink=sink, name=received.name
+                )
 
     def deliver(self, received: ReceivedEvent) -> None:
         """Give an already stamped event to every sink."""
         self.events_received += 1
-        for sink in tuple(self._sinks):
+        for sink in self._sinks:
             try:
                 sink(received)
             except Exception:

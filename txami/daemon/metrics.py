@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from itertools import islice, repeat
+from operator import le, sub
 from typing import Final
 
 from txami.daemon.hub import ReceivedEvent
@@ -98,6 +100,40 @@ class _Histogram:
         self.total += seconds
         self.buckets[bisect_left(self.bounds, seconds)] += 1
 
+    def observe_since(self, times: list[float], now: float) -> None:
+        """
+        `observe` ``now - time`` for each of ``times``.  Times in order (as
+        receipt times are) give falling durations, so each bucket's share is
+        found by bisecting them rather than one bisection each; the total
+        is summed in one go (it may differ from one at a time in its last
+        bits).
+        """
+        count = len(times)
+        self.count += count
+        bounds, buckets = self.bounds, self.buckets
+        if count <= 4:
+            for time in times:
+                seconds = now - time
+                self.total += seconds
+                buckets[bisect_left(bounds, seconds)] += 1
+            return
+        # The durations negated (``time - now``), which rise with the times.
+        waited = list(map(sub, times, repeat(now)))
+        self.total -= sum(waited)
+        if not all(map(le, waited, islice(waited, 1, None))):
+            for negated in waited:
+                buckets[bisect_left(bounds, -negated)] += 1
+            return
+        first = bisect_left(bounds, -waited[0])
+        last = bisect_left(bounds, -waited[-1])
+        start = 0
+        for bucket in range(first, last, -1):
+            # Those that waited longer than the next smaller bucket's bound.
+            stop = bisect_left(waited, -bounds[bucket - 1], start)
+            buckets[bucket] += stop - start
+            start = stop
+        buckets[last] += count - start
+
     def samples(self, name: str, labels: str) -> Iterable[str]:
         running = 0
         for bound, count in zip(self.bounds, self.buckets, strict=False):
@@ -137,11 +173,12 @@ class Metrics:
 
     def event_received(self, received: ReceivedEvent) -> None:
         """Count one event by its name (an `EventHub` sink)."""
-        events = self._events
-        name = received.name
-        if name not in events and len(events) >= self.max_label_values:
-            name = OTHER
-        events[name] = events.get(name, 0) + 1
+        try:
+            self._events[received.name] += 1
+        except KeyError:
+            events = self._events
+            name = received.name if len(events) < self.max_label_values else OTHER
+            events[name] = events.get(name, 0) + 1
 
     def action_finished(self, action: str, outcome: str, seconds: float) -> None:
         """Count one HTTP action by name and outcome (one of `OUTCOMES`), and its latency."""
@@ -169,6 +206,11 @@ class Metrics:
         """Count one entry the stream acknowledged, ``seconds`` after its receipt."""
         self.published += 1
         self.publish_latency.observe(seconds)
+
+    def events_published(self, received: list[float], now: float) -> None:
+        """Count the entries the stream acknowledged ``now``, received at ``received``."""
+        self.published += len(received)
+        self.publish_latency.observe_since(received, now)
 
     def event_dropped(self, reason: str, count: int = 1) -> None:
         """Count ``count`` events dropped for ``reason`` (one of `DROP_REASONS`)."""

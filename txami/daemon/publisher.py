@@ -2,7 +2,12 @@
 `StreamPublisher`: moves the PBXs' buffered entries to a stream engine, a bounded window at a time.
 
 The engine is behind `IStreamEngine` (Redis Streams: `txami.daemon.redisengine`),
-so another one (Kafka, NATS, ...) can follow by implementing four methods.
+so another one (Kafka, NATS, ...) can follow by implementing four methods; an
+engine that also provides `IBatchStreamEngine` is given its entries in
+batches, whose answers come back to one `IBatchReceiver` per batch rather
+than a Deferred per entry.  Entries that become ready while the engine can
+take more are then sent together at the end of the reactor's turn (one
+``callLater(0)`` for all of them), so each read from a PBX makes one batch.
 The publisher owns what every engine needs the same way:
 
 - a window: at most ``window`` entries sent and not yet acknowledged, taken
@@ -25,11 +30,13 @@ Nothing here ever waits on the engine: adding to a buffer returns at once.
 from __future__ import annotations
 
 from collections import deque
+from itertools import chain, islice
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
@@ -37,7 +44,14 @@ from zope.interface import Attribute, Interface, implementer
 from txami.daemon.buffer import PBXBuffer
 from txami.daemon.entries import GAP, Entry, marker_json
 
-__all__ = ["EntryRejected", "IEngineListener", "IStreamEngine", "StreamPublisher"]
+__all__ = [
+    "EntryRejected",
+    "IBatchReceiver",
+    "IBatchStreamEngine",
+    "IEngineListener",
+    "IStreamEngine",
+    "StreamPublisher",
+]
 
 _log = Logger(namespace="txami.daemon.publisher")
 
@@ -82,6 +96,161 @@ class IStreamEngine(Interface):
         """
 
 
+#: Entries of one PBX for a batch engine: its name, its epoch base, the entries in order.
+Run = tuple[str, int, list[Entry]]
+
+
+class IBatchReceiver(Interface):
+    """Where a batch engine reports the answers to one batch, in order."""
+
+    def answered(count: int, rejected: list[tuple[int, str]] | None) -> None:  # noqa: N805
+        """
+        The engine answered the batch's next ``count`` entries: acknowledged,
+        but those listed in ``rejected`` (their offset among the ``count``,
+        and why), which it refused.
+        """
+
+    def failed(reason: Failure) -> None:  # noqa: N805
+        """
+        The connection failed before the rest of the batch was answered (then
+        ``engine_lost`` comes too): those entries are in doubt.  Called at
+        most once, and nothing is answered after it.
+        """
+
+
+class IBatchStreamEngine(IStreamEngine):
+    """An engine that takes many entries at once (see the module doc)."""
+
+    def send(batch: list[Run], receiver: IBatchReceiver) -> None:  # noqa: N805
+        """
+        Add the entries of each run ``(pbx, base, entries)`` of ``batch`` to
+        ``pbx``'s stream, each with ``base + entry.epoch`` as its epoch, in
+        order, and report the answers to ``receiver`` as they come (at once,
+        with `IBatchReceiver.failed`, if the engine is down).  Entries of one
+        PBX's stream are added in the order they were sent, across batches.
+        """
+
+
+class _Batch:
+    """
+    One batch on its way: its runs (see `Run`), the buffer of each, and how
+    far the answers have come (run ``index``, entry ``offset`` in it).
+    """
+
+    __slots__ = ("buffers", "generation", "index", "offset", "publisher", "runs")
+
+    def __init__(
+        self,
+        publisher: StreamPublisher,
+        runs: list[Run],
+        buffers: list[PBXBuffer],
+        generation: int,
+    ) -> None:
+        self.publisher = publisher
+        self.runs = runs
+        self.buffers = buffers
+        self.generation = generation
+        self.index = self.offset = 0
+
+    def answered(self, count: int, rejected: list[tuple[int, str]] | None) -> None:
+        """See `IBatchReceiver.answered`."""
+        publisher = self.publisher
+        if self.generation != publisher._generation:
+            # Sent on a connection since lost: `PBXBuffer.resolve` has settled it.
+            return
+        publisher.in_flight -= count
+        now = publisher.clock.seconds()
+        runs, buffers = self.runs, self.buffers
+        index, offset = self.index, self.offset
+        if not (index or offset or rejected) and count == sum(map(len, map(_entries_of, runs))):
+            # The whole batch at once, as usual.
+            for run, buffer in zip(runs, buffers, strict=True):
+                _acknowledge(buffer, run[2], now)
+            self.index = len(runs)
+        else:
+            self._answered(count, dict(rejected) if rejected else None, now)
+        if publisher.state == "up" and (rejected or publisher.in_flight <= publisher._low_water):
+            publisher._pump()
+
+    def _answered(self, count: int, refused: dict[int, str] | None, now: float) -> None:
+        """`answered` for a part of the batch, or with entries refused."""
+        runs, buffers = self.runs, self.buffers
+        index, offset = self.index, self.offset
+        done = 0
+        while done < count:
+            entries = runs[index][2]
+            end = min(len(entries), offset + count - done)
+            buffer = buffers[index]
+            if refused is None:
+                _acknowledge(buffer, entries[offset:end], now)
+            else:
+                for position in range(offset, end):
+                    entry = entries[position]
+                    reason = refused.get(done + position - offset)
+                    if reason is None:
+                        _acknowledge(buffer, [entry], now)
+                    else:
+                        why = EntryRejected(buffer.pbx, reason)
+                        _log.warn("{pbx}: {why}", pbx=buffer.pbx, why=why)
+                        buffer.rejected(entry)
+            done += end - offset
+            if end == len(entries):
+                index += 1
+                offset = 0
+            else:
+                offset = end
+        self.index, self.offset = index, offset
+
+    def failed(self, reason: Failure) -> None:
+        """See `IBatchReceiver.failed`."""
+        publisher = self.publisher
+        if self.generation == publisher._generation and publisher.state != "down":
+            publisher.engine_lost()
+
+
+def _shares(counts: list[int], room: int) -> list[int]:
+    """
+    How many entries each buffer (holding ``counts``) sends when ``room``
+    is filled one entry per buffer a round, in turn order: the same level
+    ``level`` for all (or all they have), and one more for the first
+    ``extra`` buffers that have more than the level.
+    """
+    if sum(counts) <= room:
+        return counts
+    level = 0
+    taken = 0
+    waiting = len(counts)
+    for count in sorted(counts):
+        cost = (count - level) * waiting
+        if taken + cost > room:
+            break
+        taken += cost
+        level = count
+        waiting -= 1
+    level += (room - taken) // waiting
+    shares = [min(count, level) for count in counts]
+    extra = room - sum(shares)
+    for index, count in enumerate(counts):
+        if not extra:
+            break
+        if count > level:
+            shares[index] += 1
+            extra -= 1
+    return shares
+
+
+_gap_of = attrgetter("gap")
+_entries_of = itemgetter(2)
+_unsent_of = attrgetter("unsent")
+_received_of = attrgetter("received")
+
+
+def _acknowledge(buffer: PBXBuffer, entries: list[Entry], now: float) -> None:
+    """The stream holds ``entries``, the oldest of ``buffer``'s in flight, in order."""
+    buffer.acknowledged_oldest(entries)
+    buffer.metrics.events_published(list(map(_received_of, entries)), now)
+
+
 @implementer(IEngineListener)
 class StreamPublisher(Service):
     """Publishes every PBX buffer's entries through ``engine``; see the module doc."""
@@ -91,7 +260,7 @@ class StreamPublisher(Service):
     #: Seconds before checking the streams again when a check after a reconnect failed.
     retry_delay = 1.0
 
-    def __init__(self, engine: IStreamEngine, clock: IReactorTime, window: int = 256) -> None:
+    def __init__(self, engine: IStreamEngine, clock: IReactorTime, window: int = 1024) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window!r}")
         self.engine = engine
@@ -107,9 +276,10 @@ class StreamPublisher(Service):
         #: "down", "syncing" or "up".
         self.state = "down"
         self._turns: deque[PBXBuffer] = deque()
-        self._queued: set[str] = set()
         self._generation = 0
         self._drained: list[Deferred[None]] = []
+        self._batching = bool(IBatchStreamEngine.providedBy(engine))
+        self._flush: IDelayedCall | None = None
         engine.set_listener(self)
 
     def add_buffer(self, buffer: PBXBuffer) -> None:
@@ -180,51 +350,165 @@ class StreamPublisher(Service):
     # --- sending -------------------------------------------------------------------------------
 
     def _ready(self, buffer: PBXBuffer) -> None:
-        if buffer.pbx not in self._queued:
-            self._queued.add(buffer.pbx)
+        if not buffer.queued:
+            buffer.queued = True
             self._turns.append(buffer)
-        if self.state == "up" and self.in_flight < self.window:
+        if self._flush is None and self.state == "up" and self.in_flight < self.window:
+            if self._batching:
+                self._flush = self.clock.callLater(0, self._flushed)
+            else:
+                self._pump()
+
+    def _flushed(self) -> None:
+        self._flush = None
+        if self.state == "up":
             self._pump()
 
     def _pump(self) -> None:
+        if self._batching:
+            self._pump_batch()
+        else:
+            self._pump_each()
+        if not self.in_flight and self._drained and self.empty():
+            waiters, self._drained = self._drained, []
+            for waiter in waiters:
+                if not waiter.called:
+                    waiter.callback(None)
+
+    def _turn(self) -> PBXBuffer | None:
+        """The buffer whose turn it is (None if no buffer has an entry to send)."""
         turns = self._turns
-        while self.state == "up" and self.in_flight < self.window and turns:
+        while turns:
             buffer = turns[0]
-            if not buffer.unsent or buffer.epoch_base is None:
-                turns.popleft()
-                self._queued.discard(buffer.pbx)
-                continue
-            head = buffer.unsent[0]
-            if head.gap is not None and buffer.make_headroom():
-                head = buffer.unsent[0]
-            gap = head.gap
-            if gap is not None:
-                head.gap = None
-                count, first, last, epoch = gap
-                now = self.clock.seconds()
-                json = marker_json(
-                    buffer.pbx, GAP, now, Dropped=count, FirstSeq=first, LastSeq=last
-                )
-                entry = Entry(epoch, last, GAP, now, json)
-                buffer.put_in_flight(entry)
-            else:
-                entry = buffer.unsent.popleft()
-                buffer.in_flight.append(entry)
+            if buffer.unsent and buffer.epoch_base is not None:
+                return buffer
+            turns.popleft()
+            buffer.queued = False
+        return None
+
+    def _next(self, buffer: PBXBuffer) -> Entry:
+        """Take ``buffer``'s next entry (its first unsent, or a gap marker in front of it)."""
+        unsent = buffer.unsent
+        head = unsent[0]
+        if head.gap is not None and buffer.make_headroom():
+            head = unsent[0]
+        gap = head.gap
+        if gap is None:
+            unsent.popleft()
+            buffer.in_flight.append(head)
+            return head
+        head.gap = None
+        count, first, last, epoch = gap
+        now = self.clock.seconds()
+        json = marker_json(buffer.pbx, GAP, now, Dropped=count, FirstSeq=first, LastSeq=last)
+        entry = Entry(epoch, last, GAP, now, json)
+        buffer.put_in_flight(entry)
+        return entry
+
+    def _pump_each(self) -> None:
+        """Send entries, one `IStreamEngine.append` each, while the window has room."""
+        turns = self._turns
+        while self.state == "up" and self.in_flight < self.window:
+            buffer = self._turn()
+            if buffer is None:
+                break
+            entry = self._next(buffer)
             if len(turns) > 1:
                 turns.rotate(-1)
             self.in_flight += 1
-            d = self.engine.append(buffer.pbx, entry, buffer.epoch_base + entry.epoch)
+            epoch = buffer.epoch_base + entry.epoch  # type: ignore[operator]
+            d = self.engine.append(buffer.pbx, entry, epoch)
             d.addCallbacks(
                 self._acknowledged,
                 self._failed,
                 callbackArgs=(buffer, entry, self._generation),
                 errbackArgs=(buffer, entry, self._generation),
             )
-        if not self.in_flight and self._drained and self.empty():
-            waiters, self._drained = self._drained, []
-            for waiter in waiters:
-                if not waiter.called:
-                    waiter.callback(None)
+
+    def _pump_batch(self) -> None:
+        """
+        Fill the window's room with one batch and hand it to the engine.  The
+        buffers share the room as `_pump_each`'s turns would share it (one
+        entry each round), but each buffer's share goes as one run.
+        """
+        room = self.window - self.in_flight
+        if self.state != "up" or room <= 0:
+            return
+        turns = self._turns
+        active = [buffer for buffer in turns if buffer.unsent and buffer.epoch_base is not None]
+        if len(active) < len(turns):
+            for buffer in turns:
+                if not buffer.unsent or buffer.epoch_base is None:
+                    buffer.queued = False
+            if not active:
+                turns.clear()
+                return
+        unsents = list(map(_unsent_of, active))
+        counts = list(map(len, unsents))
+        shares = _shares(counts, room)
+        if any(map(_gap_of, chain.from_iterable(map(islice, unsents, shares)))):
+            # A gap marker goes in front of some entry: take them one at a time.
+            self._pump_turns(room)
+            return
+        runs: list[Run] = []
+        buffers: list[PBXBuffer] = []
+        left: list[PBXBuffer] = []
+        left_shares: list[int] = []
+        for buffer, share, count in zip(active, shares, counts, strict=True):
+            if not share:
+                left.append(buffer)
+                left_shares.append(0)
+                continue
+            unsent = buffer.unsent
+            if share == count:
+                chunk = list(unsent)
+                unsent.clear()
+                buffer.queued = False
+            else:
+                chunk = list(islice(unsent, share))
+                for _ in range(share):
+                    unsent.popleft()
+                left.append(buffer)
+                left_shares.append(share)
+            buffer.in_flight.extend(chunk)
+            runs.append((buffer.pbx, buffer.epoch_base, chunk))  # type: ignore[arg-type]
+            buffers.append(buffer)
+            room -= share
+        # The turns go on where one entry at a time would have left them: at the
+        # first buffer that got the fewest entries among those left with some.
+        turns.clear()
+        if left:
+            start = left_shares.index(min(left_shares))
+            turns.extend(left[start:])
+            turns.extend(left[:start])
+        self._send(runs, buffers, room)
+
+    def _pump_turns(self, room: int) -> None:
+        """Fill ``room`` one entry at a time, in turns (gap markers made as they come)."""
+        turns = self._turns
+        runs: list[Run] = []
+        buffers: list[PBXBuffer] = []
+        current: PBXBuffer | None = None
+        entries: list[Entry] = []
+        while room > 0:
+            buffer = self._turn()
+            if buffer is None:
+                break
+            if buffer is not current:
+                current, entries = buffer, []
+                runs.append((buffer.pbx, buffer.epoch_base, entries))  # type: ignore[arg-type]
+                buffers.append(buffer)
+            entries.append(self._next(buffer))
+            if len(turns) > 1:
+                turns.rotate(-1)
+            room -= 1
+        self._send(runs, buffers, room)
+
+    def _send(self, runs: list[Run], buffers: list[PBXBuffer], room: int) -> None:
+        if runs:
+            self.in_flight = self.window - room
+            engine: Any = self.engine
+            engine.send(runs, _Batch(self, runs, buffers, self._generation))
 
     def _acknowledged(self, result: object, buffer: PBXBuffer, entry: Entry, gen: int) -> None:
         if gen != self._generation:
@@ -271,10 +555,20 @@ class StreamPublisher(Service):
         if self.empty() or self.state != "up":
             if not self.empty():
                 _log.warn("stopping with entries not published (the stream is unreachable)")
+            self._cancel_flush()
             return succeed(None)
         d = self.drained()
         d.addTimeout(self.drain_timeout, self.clock, onTimeoutCancel=self._drain_timed_out)
-        return d
+        return d.addBoth(self._stopped)
+
+    def _stopped(self, result: None) -> None:
+        self._cancel_flush()
+        return result
+
+    def _cancel_flush(self) -> None:
+        flush, self._flush = self._flush, None
+        if flush is not None and flush.active():
+            flush.cancel()
 
     def _drain_timed_out(self, result: object, timeout: float) -> None:
         _log.warn("stopping before every entry was published ({timeout:g} s)", timeout=timeout)

@@ -9,8 +9,17 @@ after any loss, waiting longer each time (up to ``max_delay``, with random
 jitter so that many daemons do not return at once).  ``AUTH`` (from the
 password file), ``SELECT`` (the URL's database) and a ``PING`` (refused
 while Redis is still loading its data) run before the connection counts as
-ready; a refused password is logged (never the
-password) and retried with the same backoff.
+ready; a refused password is logged (never the password) and retried with
+the same backoff.
+
+Those run from the protocol's ``connectionMade``, not as ClientService's
+``prepareConnection``: ClientService's state machine has no way out of its
+``Connecting`` state for a connection lost while being prepared (nor of
+``Waiting`` for a connection lost after a failed preparation): either raised
+``NoTransition`` out of ``connectionLost``.  To ClientService the connection
+is made once TCP (and TLS) is up; a setup that fails is ended with
+``abortConnection`` (after a backoff of txami's own, since ClientService
+restarts its count for each connection made), and it reconnects.
 
 A blocking command (``XREADGROUP ... BLOCK``) holds its connection until it
 returns, so the action consumer has a `RedisConnection` of its own.
@@ -19,6 +28,8 @@ returns, so the action consumer has a `RedisConnection` of its own.
 from __future__ import annotations
 
 import random
+import re
+from collections import deque
 from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -105,13 +116,34 @@ def _parse_reply(buffer: bytes, position: int, error: Any) -> tuple[Any, int]:
     raise ValueError(f"not a Redis reply: {buffer[position - 2 - len(line) :][:40]!r}")
 
 
+#: A run of ``XADD`` answers (entry IDs), recognised by their form in one match.
+_ENTRY_IDS = re.compile(rb"(?:\$\d+\r\n\d+-\d+\r\n)+")
+
+
+class _Awaited:
+    """The entries of one batch whose answers have not all come: ``left`` of them."""
+
+    __slots__ = ("left", "receiver")
+
+    def __init__(self, receiver: Any, left: int) -> None:
+        self.receiver = receiver
+        self.left = left
+
+
 def _protocol_class() -> Any:
     """
-    txredisapi's protocol with two changes, made on first use: commands are
-    encoded with one join, and replies are parsed here, all those of one read
-    at once.  txredisapi's own parser handles one bulk reply per reactor turn
-    (it pauses the transport and schedules the rest of the read for later), so
-    a pipeline of XADDs cost a turn and two ``epoll_ctl`` calls per entry.
+    txredisapi's protocol with three changes, made on first use: commands are
+    encoded with one join; replies are parsed here, all those of one read at
+    once (txredisapi's own parser handles one bulk reply per reactor turn: it
+    pauses the transport and schedules the rest of the read for later, so a
+    pipeline of XADDs cost a turn and two ``epoll_ctl`` calls per entry); and
+    batches (`send_batch`): many commands written at once whose answers go to
+    one receiver, a run of entry IDs recognised by one regular expression,
+    without a Deferred per command.
+
+    ``awaited`` says where each expected reply goes, in the order the
+    commands were written: None for a command of txredisapi's (its reply
+    queue), an `_Awaited` for the answers of a batch.
     """
     global _PROTOCOL
     if _PROTOCOL is None:
@@ -121,6 +153,19 @@ def _protocol_class() -> Any:
             _unparsed = b""
             #: Set on every read; the connection's watchdog clears it.
             heard = False
+
+            #: Called with the protocol once connected (`RedisConnection._prepare`).
+            on_connect: Any = None
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.awaited: deque[_Awaited | None] = deque()
+
+            def connectionMade(self) -> Any:
+                result = super().connectionMade()
+                if self.on_connect is not None:
+                    self.on_connect(self)
+                return result
 
             def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
                 parts = []
@@ -132,15 +177,60 @@ def _protocol_class() -> Any:
                     parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
                 return b"*%d\r\n" % len(parts) + b"".join(parts)
 
+            def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+                d = super().execute_command(*args, **kwargs)
+                self.awaited.append(None)  # written: its reply comes in turn
+                return d
+
+            def send_batch(self, data: bytes, count: int, receiver: Any) -> None:
+                """
+                Write ``data``, ``count`` commands, and report their answers to
+                ``receiver`` as they come: ``answered(n, rejected)`` for the
+                next ``n`` (``rejected``: None, or ``(offset, error text)`` of
+                those Redis refused), or ``failed(reason)`` once if the
+                connection is lost first.
+                """
+                self.transport.write(data)
+                self.awaited.append(_Awaited(receiver, count))
+
             def dataReceived(self, data: bytes, unpause: bool = False) -> None:
                 self.heard = True
                 buffer = self._unparsed + data if self._unparsed else data
                 position = 0
+                size = len(buffer)
+                awaited = self.awaited
                 error = txredisapi.ResponseError
                 try:
-                    while position < len(buffer):
-                        reply, position = _parse_reply(buffer, position, error)
-                        self.replyReceived(reply)
+                    while position < size:
+                        batch = awaited[0] if awaited else None
+                        if batch is None:
+                            reply, position = _parse_reply(buffer, position, error)
+                            if awaited:
+                                awaited.popleft()
+                            self.replyReceived(reply)
+                            continue
+                        found = _ENTRY_IDS.match(buffer, position)
+                        if found is not None:
+                            end = found.end()
+                            count = buffer.count(b"$", position, end)
+                            if count > batch.left:
+                                # The run goes on with the next commands' answers.
+                                count = batch.left
+                                rest = buffer[position:end].split(b"$", count + 1)[-1]
+                                end -= len(rest) + 1
+                            position = end
+                            rejected = None
+                        else:
+                            reply, position = _parse_reply(buffer, position, error)
+                            count = 1
+                            rejected = [(0, str(reply))] if isinstance(reply, error) else None
+                        batch.left -= count
+                        if not batch.left:
+                            awaited.popleft()
+                        try:
+                            batch.receiver.answered(count, rejected)
+                        except Exception:
+                            _log.failure("a Redis batch receiver failed")
                 except _Incomplete:
                     pass
                 except ValueError as problem:
@@ -149,6 +239,16 @@ def _protocol_class() -> Any:
                     self.transport.abortConnection()
                     return
                 self._unparsed = buffer[position:]
+
+            def connectionLost(self, why: Failure) -> None:
+                awaited, self.awaited = self.awaited, deque()
+                super().connectionLost(why)
+                for batch in awaited:
+                    if batch is not None:
+                        try:
+                            batch.receiver.failed(why)
+                        except Exception:
+                            _log.failure("a Redis batch receiver failed")
 
         _PROTOCOL = _Protocol
     return _PROTOCOL
@@ -173,6 +273,7 @@ class _RedisFactory(Factory):
         )
         protocol.factory = self
         protocol.callLater = self.owner.reactor.callLater
+        protocol.on_connect = self.owner._prepare
         return protocol  # type: ignore[no-any-return]
 
     # txredisapi calls these on its factory when AUTH/SELECT fail inside
@@ -215,6 +316,11 @@ class RedisConnection(Service):
         self._service: ClientService | None = None
         self._watchdog: LoopingCall | None = None
         self._random = random.Random()
+        #: The connection being set up (AUTH, SELECT, PING), if any.
+        self._preparing: Any = None
+        #: Setups failed in a row, and the call that ends the last one's connection.
+        self._setup_failures = 0
+        self._hold: Any = None
         #: Counters: connections made ready, and lost.
         self.connects = 0
         self.losses = 0
@@ -251,7 +357,6 @@ class RedisConnection(Service):
             _RedisFactory(self),
             retryPolicy=policy,
             clock=self.reactor,
-            prepareConnection=self._prepare,
         )
         if self.reply_timeout is not None:
             self._watchdog = LoopingCall(self._watch)
@@ -265,8 +370,10 @@ class RedisConnection(Service):
         )
         self._service.startService()
 
-    def _prepare(self, protocol: Any) -> Deferred[None]:
-        """Run AUTH and SELECT, then announce the connection as ready."""
+    def _prepare(self, protocol: Any) -> None:
+        """A new connection (from its ``connectionMade``): AUTH, SELECT, PING, then ready."""
+        self._preparing = protocol
+        protocol.whenDisconnected().addCallback(lambda _: self._lost(protocol))
         d: Deferred[Any] = succeed(None)
         if self.config.password is not None:
             d.addCallback(lambda _: protocol.execute_command("AUTH", self.config.password))
@@ -274,31 +381,44 @@ class RedisConnection(Service):
             d.addCallback(lambda _: protocol.execute_command("SELECT", str(self.config.db)))
         # A Redis that is still loading its data answers LOADING: not ready yet.
         d.addCallback(lambda _: protocol.execute_command("PING"))
+        d.addCallbacks(
+            self._ready, self._refused, callbackArgs=(protocol,), errbackArgs=(protocol,)
+        )
 
-        def ready(_: object) -> None:
-            self.protocol = protocol
-            self.connects += 1
-            _log.info("connected to Redis ({name})", name=self.name)
-            protocol.whenDisconnected().addCallback(lambda _: self._lost(protocol))
-            for listener in list(self.listeners):
-                try:
-                    listener.redis_ready(self)
-                except Exception:
-                    _log.failure("a Redis listener failed")
+    def _ready(self, result: object, protocol: Any) -> None:
+        if self._preparing is not protocol:
+            return  # lost meanwhile
+        self._preparing = None
+        self._setup_failures = 0
+        self.protocol = protocol
+        self.connects += 1
+        _log.info("connected to Redis ({name})", name=self.name)
+        for listener in list(self.listeners):
+            try:
+                listener.redis_ready(self)
+            except Exception:
+                _log.failure("a Redis listener failed")
 
-        def refused(failure: Failure) -> Failure:
-            # Never the password: Redis's own answer says what was wrong.
-            _log.error(
-                "Redis ({name}) refused the connection's setup: {why}",
-                name=self.name,
-                why=failure.getErrorMessage(),
-            )
-            transport = getattr(protocol, "transport", None)
-            if transport is not None:
-                transport.abortConnection()
-            return failure
-
-        return d.addCallbacks(ready, refused)
+    def _refused(self, failure: Failure, protocol: Any) -> None:
+        if self._preparing is not protocol:
+            return  # the connection was lost: ClientService reconnects
+        self._preparing = None
+        self._setup_failures += 1
+        # Never the password: Redis's own answer says what was wrong.
+        _log.error(
+            "Redis ({name}) refused the connection's setup: {why}",
+            name=self.name,
+            why=failure.getErrorMessage(),
+        )
+        # ClientService counts from the start for each connection it makes (it then
+        # waits initial_delay x factor): the growing part of the backoff is waited
+        # here, before this connection is closed.
+        failures = min(self._setup_failures, 100)
+        hold = min(self.initial_delay * self.factor**failures, self.max_delay) - min(
+            self.initial_delay * self.factor, self.max_delay
+        )
+        transport = protocol.transport
+        self._hold = self.reactor.callLater(max(0.0, hold), transport.abortConnection)
 
     def _watch(self) -> None:
         """
@@ -307,10 +427,10 @@ class RedisConnection(Service):
         paused or partitioned Redis): abort it, and the reconnection starts.
         One timer for the connection rather than one per command.
         """
-        protocol = self.protocol
+        protocol = self.protocol or self._preparing
         if protocol is None:
             return
-        if protocol.replyQueue.waiting and not protocol.heard:
+        if protocol.awaited and not protocol.heard:
             _log.warn(
                 "Redis ({name}) has not answered for {seconds:g} s: reconnecting",
                 name=self.name,
@@ -320,6 +440,11 @@ class RedisConnection(Service):
         protocol.heard = False
 
     def _lost(self, protocol: Any) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None and hold.active():
+            hold.cancel()
+        if self._preparing is protocol:
+            self._preparing = None
         if self.protocol is not protocol:
             return
         self.protocol = None
@@ -352,12 +477,29 @@ class RedisConnection(Service):
             return fail(RedisError(f"cannot send {args[0]!r}: {error}"))
         return d.addErrback(_translate)
 
+    def send_batch(self, data: bytes, count: int, receiver: Any) -> None:
+        """
+        Write ``count`` commands at once (``data``, encoded); their answers go
+        to ``receiver`` (see the protocol's ``send_batch``), or, if the
+        connection is down, ``receiver.failed`` is called at once.
+        """
+        protocol = self.protocol
+        if protocol is None or not protocol.connected:
+            receiver.failed(
+                Failure(RedisNotConnected(f"not connected to Redis ({self.name})"))  # type: ignore[no-untyped-call]
+            )
+            return
+        protocol.send_batch(data, count, receiver)
+
     def stopService(self) -> Deferred[None]:
         """Close the connection and stop reconnecting."""
         super().stopService()  # type: ignore[no-untyped-call]
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None and watchdog.running:
             watchdog.stop()
+        hold, self._hold = self._hold, None
+        if hold is not None and hold.active():
+            hold.cancel()  # ClientService closes the connection itself
         service, self._service = self._service, None
         if service is None:
             return succeed(None)

@@ -2,9 +2,13 @@
 `RedisStreamEngine`: the `IStreamEngine` for Redis Streams.
 
 Each entry is one ``XADD <prefix>:{NAME}:events MAXLEN ~ <maxlen> * v 1 pbx
-NAME epoch E seq S event NAME ts MS json JSON`` (see `txami.daemon.entries`),
-sent at once on the shared connection: commands are pipelined, and the
-publisher's window bounds how many await their answer.  An error answer
+NAME epoch E seq S event NAME ts MS json JSON`` (see `txami.daemon.entries`).
+The publisher hands over its entries in batches (`RedisStreamEngine.send`):
+each batch is encoded as Redis's wire format with one join and written at
+once on the shared connection, and its answers are read in runs (see
+`txami.daemon.redisconn`), so an entry costs no Deferred and no write of its
+own.  Commands are pipelined; the publisher's window bounds how many await
+their answer.  An error answer
 (``OOM``, ``WRONGTYPE``, ...) rejects that entry; a lost connection leaves
 the entries in doubt, settled with ``XREVRANGE <key> + - COUNT 1`` (`newest`)
 when the connection is back.
@@ -12,6 +16,8 @@ when the connection is back.
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -19,7 +25,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txami.daemon.entries import SCHEMA_VERSION, Entry, events_key
-from txami.daemon.publisher import EntryRejected, IEngineListener, IStreamEngine
+from txami.daemon.publisher import (
+    EntryRejected,
+    IBatchReceiver,
+    IBatchStreamEngine,
+    IEngineListener,
+    Run,
+)
 from txami.daemon.redisconn import RedisConnection, RedisError
 
 __all__ = ["RedisStreamEngine", "entry_position"]
@@ -38,7 +50,7 @@ def entry_position(fields: Any) -> tuple[int, int] | None:
     return int(epoch), int(seq)
 
 
-@implementer(IStreamEngine)
+@implementer(IBatchStreamEngine)
 class RedisStreamEngine:
     """Adds entries to ``<prefix>:{NAME}:events`` through a `RedisConnection`."""
 
@@ -48,6 +60,7 @@ class RedisStreamEngine:
         self.maxlen = maxlen
         self._listener: IEngineListener | None = None
         self._heads: dict[str, tuple[Any, ...]] = {}
+        self._wire_heads: dict[tuple[str, int], str] = {}
         connection.add_listener(self)
 
     @property
@@ -102,6 +115,73 @@ class RedisStreamEngine:
         )
         return d.addErrback(_rejected, pbx)
 
+    def send(self, batch: list[Run], receiver: IBatchReceiver) -> None:
+        """XADD every entry of ``batch`` in one write; see `IBatchStreamEngine.send`."""
+        parts: list[str] = []
+        count = 0
+        for pbx, base, entries in batch:
+            count += len(entries)
+            if entries[0].epoch == entries[-1].epoch:  # a run's epochs never go down
+                self._encode(parts, pbx, base + entries[0].epoch, entries)
+            else:
+                for epoch, group in groupby(entries, _epoch_of):
+                    self._encode(parts, pbx, base + epoch, list(group))
+        data = "".join(parts).encode("utf-8", "surrogateescape")
+        self.connection.send_batch(data, count, receiver)
+
+    def _encode(self, parts: list[str], pbx: str, epoch: int, entries: list[Entry]) -> None:
+        """The XADDs of ``entries`` (``pbx``'s, all of ``epoch``), as RESP, into ``parts``."""
+        head = self._wire_heads.get((pbx, epoch)) or self._wire_head(pbx, epoch)
+        add = parts.extend
+        sized = _LENGTHS
+        events = _EVENTS
+        for entry in entries:
+            seq = str(entry.seq)
+            ts = entry.ts
+            json = entry.json
+            size = len(json)
+            if size < _KNOWN and json.isascii() and len(ts) == 13:
+                event = entry.event
+                add(
+                    (
+                        head,
+                        sized[len(seq)],
+                        seq,
+                        events.get(event) or _event_field(event),
+                        ts,
+                        _JSON_FIELD,
+                        sized[size],
+                        json,
+                        "\r\n",
+                    )
+                )
+            else:
+                add(
+                    (
+                        head,
+                        _bulk(seq),
+                        "$5\r\nevent\r\n",
+                        _bulk(entry.event),
+                        "$2\r\nts\r\n",
+                        _bulk(ts),
+                        "$4\r\njson\r\n",
+                        _bulk(json),
+                    )
+                )
+
+    def _wire_head(self, pbx: str, epoch: int) -> str:
+        """What every XADD of ``pbx`` in ``epoch`` starts with, up to the ``seq`` field's value."""
+        key = events_key(self.prefix, pbx)
+        args = ["XADD", key]
+        if self.maxlen:
+            args += ["MAXLEN", "~", str(self.maxlen)]
+        args += ["*", "v", SCHEMA_VERSION, "pbx", pbx, "epoch", str(epoch), "seq"]
+        head = f"*{len(args) + 7}\r\n" + "".join(_bulk(arg) for arg in args)
+        if len(self._wire_heads) >= 4096:
+            self._wire_heads.clear()
+        self._wire_heads[pbx, epoch] = head
+        return head
+
     def newest(self, pbx: str) -> Deferred[tuple[int, int] | None]:
         """``(epoch, seq)`` of the stream's newest entry (None if empty or not txami's)."""
         d = self.connection.execute(
@@ -115,6 +195,31 @@ class RedisStreamEngine:
             return entry_position(entry[1] if isinstance(entry, list) and len(entry) > 1 else None)
 
         return d.addCallback(position)
+
+
+#: Lengths below this have their RESP prefix (``$N\r\n``) made once, in `_LENGTHS`.
+_KNOWN = 16384
+_LENGTHS = [f"${size}\r\n" for size in range(_KNOWN)]
+_JSON_FIELD = "\r\n$4\r\njson\r\n"
+#: From the end of the ``seq`` value to the start of a 13-digit ``ts`` value, by event name.
+_EVENTS: dict[str, str] = {}
+
+
+def _event_field(event: str) -> str:
+    """The ``event`` field as RESP, between the ``seq`` value and a 13-digit ``ts`` value."""
+    field = f"\r\n$5\r\nevent\r\n{_bulk(event)}$2\r\nts\r\n$13\r\n"
+    if len(_EVENTS) < 4096:
+        _EVENTS[event] = field
+    return field
+
+
+_epoch_of = attrgetter("epoch")
+
+
+def _bulk(text: str) -> str:
+    """``text`` as a RESP bulk string (its length in the bytes it is sent as)."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+    return f"${size}\r\n{text}\r\n"
 
 
 def _rejected(failure: Failure, pbx: str) -> Failure:

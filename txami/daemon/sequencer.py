@@ -36,6 +36,7 @@ class Sequencer:
         self.seq = 0
         self.in_session = False
         self._protocol: Any = None
+        self._add = buffer.add
 
     # --- connection listener -------------------------------------------------------------------
 
@@ -75,7 +76,5 @@ class Sequencer:
         """Buffer one event with the next seq of its session."""
         if not self.in_session:
             self._start(received.received)
-        self.seq += 1
-        self.buffer.add(
-            Entry(self.epoch, self.seq, received.name, received.received, received.json)
-        )
+        self.seq = seq = self.seq + 1
+        self._add(Entry(self.epoch, seq, received.name, received.received, received.json))
