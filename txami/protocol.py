@@ -76,6 +76,8 @@ _NEVER: Final = float("inf")
 _AWAITING_RESPONSE: Final = frozenset({RESPONSE, LISTING, _LATE})
 
 _SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
+#: How most responses start: a success, and the ActionID on the second line.
+_SUCCESS_HEAD: Final = b"Response: Success\r\nActionID: "
 _DELIMITER: Final = b"\r\n\r\n"
 _END_COMMAND: Final = "--END COMMAND--"
 _BANNER_MAX: Final = 1024  # the longest banner line read
@@ -347,30 +349,34 @@ class AMIProtocol(AMIActions, LineReceiver):
             if self._banner_pending:
                 self._buffer = buffer
                 return
+        size = len(buffer)
         parts = buffer.split(_DELIMITER)
         tail = parts.pop()
         self._buffer = tail
         limit = self.MAX_LENGTH
         if parts:
-            # One length check for the whole read tells whether any message needs the
-            # per-message limit checks of `_read`; if none does (and `lineReceived` is
-            # this class's own), its work is done here, inline: no call per message.
-            longest = len(parts[0]) if len(parts) == 1 else max(map(len, parts))
-            if (
-                longest > limit
-                or longest >= 2 * self.max_headers
-                or not self._plain_lines
-                or self._follows is not None
-            ):
+            # The read's length (or else its longest message's) tells whether any
+            # message needs the per-message limit checks of `_read`; if none does (and
+            # `lineReceived` is this class's own), its work is done here, inline: no
+            # call per message.
+            slow = not self._plain_lines or self._follows is not None
+            if not slow and (size > limit or size >= 2 * self.max_headers):
+                longest = max(map(len, parts))
+                slow = longest > limit or longest >= 2 * self.max_headers
+            if slow:
                 if self._read(parts, 0):
                     return
             else:
                 transport: Any = self.transport
                 dispatcher = self.dispatcher
                 cached = dispatcher._cache.get
+                pending = self._pending
                 for index, part in enumerate(parts):
-                    if part.startswith(b"Event: "):  # `lineReceived`'s event branch
-                        text = part.decode("utf-8", "surrogateescape")
+                    if part[:7] == b"Event: ":  # `lineReceived`'s event branch
+                        try:
+                            text = part.decode()
+                        except UnicodeDecodeError:
+                            text = part.decode("utf-8", "surrogateescape")
                         end = text.find("\n", 7)
                         if end < 0:
                             name = text[7:]
@@ -401,6 +407,41 @@ class AMIProtocol(AMIActions, LineReceiver):
                                 else:
                                     if result is not None and isinstance(result, Deferred):
                                         dispatcher._watch(result, handler, name)
+                    elif part[:29] == _SUCCESS_HEAD:
+                        # `_response_received`'s common case, inline: a success whose
+                        # ActionID, on the second line as Asterisk writes it, is that of
+                        # an action waiting for nothing more.
+                        try:
+                            text = part.decode()
+                        except UnicodeDecodeError:
+                            text = part.decode("utf-8", "surrogateescape")
+                        end = text.find("\r\n", 29)
+                        found = text[29:end] if end >= 0 else text[29:]
+                        entry = pending.get(found)
+                        if (
+                            entry is None
+                            or entry.mode != RESPONSE
+                            or entry.more is not None
+                            or "vent" in text  # maybe ``EventList: start``
+                        ):
+                            self._response_received(text)  # not a Follows: no body to read
+                        else:
+                            response = _new(Message)  # _from_text(text, "response", ...)
+                            response._text = text
+                            response._low = None
+                            response._pairs = None
+                            response._action_id = found
+                            response.kind = "response"
+                            response.name = "Success"
+                            response.events = _EMPTY
+                            response.list_complete = None
+                            del pending[found]
+                            fifo = self._fifo
+                            if fifo and fifo[0] is entry:
+                                fifo.popleft()
+                            else:
+                                entry.mode = _DONE  # its place in the FIFO is now stale
+                            entry.deferred.callback(response)
                     else:
                         if part.startswith(b"Response: "):
                             self._response_received(part.decode("utf-8", "surrogateescape"))
