@@ -213,6 +213,49 @@ class AMIProtocol(AMIActions, LineReceiver):
     connection with a logged `ProtocolError` rather than growing memory.
     """
 
+    # Slots for the connection's own state, and for what Protocol and LineReceiver
+    # keep as class attributes read on every message (``paused``, ``_buffer``...):
+    # past 30 attributes in its ``__dict__`` CPython stops sharing an instance's
+    # keys and reads each through a dict lookup.  Subclasses' attributes (and
+    # per-instance limits such as ``MAX_LENGTH``) still live in the ``__dict__``.
+    __slots__ = (
+        "_banner_pending",
+        "_buffer",
+        "_busyReceiving",
+        "_canceller",
+        "_claimers",
+        "_close_reason",
+        "_deadlines",
+        "_disconnect_waiters",
+        "_dispatch",
+        "_fifo",
+        "_fifo_limit",
+        "_follows",
+        "_follows_size",
+        "_list_ends",
+        "_not_connected",
+        "_pending",
+        "_plain_lines",
+        "_raw",
+        "_raw_size",
+        "_reentered",
+        "_rules",
+        "_seconds",
+        "_stopped",
+        "_timer",
+        "_timer_at",
+        "_untagged",
+        "actions_sent",
+        "clock",
+        "connected",
+        "dispatcher",
+        "events_received",
+        "logged_in",
+        "paused",
+        "transport",
+        "username",
+    )
+
     delimiter = _DELIMITER
     MAX_LENGTH = 1024 * 1024
     max_headers = 100_000
@@ -234,6 +277,12 @@ class AMIProtocol(AMIActions, LineReceiver):
         timeout: float | None = None,
         max_message_size: int | None = None,
     ) -> None:
+        # What Protocol and LineReceiver keep as class attributes, here in slots.
+        self.transport = None
+        self.connected = 0
+        self.paused = False
+        self._buffer = b""
+        self._busyReceiving = False
         self.clock = clock
         self._seconds = clock.seconds
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
