@@ -222,6 +222,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         "_banner_pending",
         "_buffer",
         "_busyReceiving",
+        "_cached",
         "_canceller",
         "_claimers",
         "_close_reason",
@@ -287,6 +288,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._seconds = clock.seconds
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
         self._dispatch = self.dispatcher.dispatch
+        self._cached = self.dispatcher._cache.get  # the reading loop's dispatch, inline
         if timeout is not None:
             self.timeout = timeout
         if max_message_size is not None:
@@ -408,17 +410,18 @@ class AMIProtocol(AMIActions, LineReceiver):
             # message needs the per-message limit checks of `_read`; if none does (and
             # `lineReceived` is this class's own), its work is done here, inline: no
             # call per message.
-            slow = not self._plain_lines or self._follows is not None
-            if not slow and (size > limit or size >= 2 * self.max_headers):
-                longest = max(map(len, parts))
-                slow = longest > limit or longest >= 2 * self.max_headers
-            if slow:
+            if (
+                size > limit
+                or size >= 2 * self.max_headers
+                or not self._plain_lines
+                or self._follows is not None
+            ) and self._needs_read(parts):
                 if self._read(parts, 0):
                     return
             else:
                 transport: Any = self.transport
                 dispatcher = self.dispatcher
-                cached = dispatcher._cache.get
+                cached = self._cached
                 pending = self._pending
                 for index, part in enumerate(parts):
                     if part[:7] == b"Event: ":  # `lineReceived`'s event branch
@@ -509,11 +512,18 @@ class AMIProtocol(AMIActions, LineReceiver):
                     ):
                         self._keep(parts, index + 1)
                         return
-        if len(tail) > limit:
+        if tail and len(tail) > limit:
             # Up to 3 bytes may begin the blank line that ends a message of the full size.
             partial = next((k for k in (3, 2, 1) if tail.endswith(_DELIMITER[:k])), 0)
             if len(tail) - partial > limit:
                 self.lineLengthExceeded(tail)
+
+    def _needs_read(self, parts: list[bytes]) -> bool:
+        """Whether ``parts`` must go through `_read` (limit checks, `lineReceived`)."""
+        if not self._plain_lines or self._follows is not None:
+            return True
+        longest = max(map(len, parts))
+        return longest > self.MAX_LENGTH or longest >= 2 * self.max_headers
 
     def _read(self, parts: list[bytes], start: int) -> bool:
         """
@@ -1134,8 +1144,8 @@ class AMIProtocol(AMIActions, LineReceiver):
                 # A generated ActionID is safe: only the action's name needs its check.
                 head = _ACTION_HEADS.get(name) or _action_head(name)
                 data = head + action_id.encode() + b"\r\n\r\n"
-        if self._not_connected or self._stopped:
-            return fail(NotConnected(name, self._not_connected or "the connection is closing"))
+        if self._not_connected:  # also set when the connection stops (see _protocol_error)
+            return fail(NotConnected(name, self._not_connected))
         transport: Any = self.transport
         if transport is None or transport.disconnecting:
             return fail(NotConnected(name, "the connection is closing"))
@@ -1213,6 +1223,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         _log.error("closing the AMI connection: {error}", error=error)
         self._close_reason = Failure(error)  # type: ignore[no-untyped-call]
         self._stopped = True
+        self._not_connected = "the connection is closing"
         self._buffer = b""
         self._follows = None
         self.abort()
