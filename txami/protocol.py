@@ -429,13 +429,9 @@ class AMIProtocol(AMIActions, LineReceiver):
                             text = part.decode()
                         except UnicodeDecodeError:
                             text = part.decode("utf-8", "surrogateescape")
-                        end = text.find("\n", 7)
-                        if end < 0:
-                            name = text[7:]
-                        elif text[end - 1] == "\r":
-                            name = text[7 : end - 1]
-                        else:  # a bare LF, which Asterisk accepts too
-                            name = text[7:end]
+                        name = text.partition("\r\n")[0][7:]
+                        if "\n" in name:  # a bare LF, which Asterisk accepts too
+                            name = name[: name.find("\n")]
                         event = _new(Message)  # _from_text(text, "event", name), inline
                         event._text = text
                         event._low = None
