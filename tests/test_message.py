@@ -188,6 +188,9 @@ class LookupTests(SynchronousTestCase):
         self.assertEqual((msg.kind, msg.name), ("event", "Hangup"))
         self.assertEqual(msg.pairs(), [("Event", "Hangup"), ("Channel", "SIP/a"), ("Cause", "16")])
         self.assertEqual((msg["Channel"], msg["cause"]), ("SIP/a", "16"))
+        self.assertEqual(msg["event"], "Hangup")
+        mixed = Message.parse(b"Event: X\r\nA: b\rc\nB: d\r\r\nC: e\r")
+        self.assertEqual((mixed["a"], mixed["b"], mixed["c"]), ("b\rc", "d\r", "e\r"))
 
     def test_lowercase_changing_length(self) -> None:
         """Lookups stay right when lower-casing the text changes its length (U+0130)."""

@@ -577,6 +577,15 @@ class EncodingTests(ProtocolTestCase):
         self.assertEqual(event["Name"], "caf\udce9\udcff")
         self.assertEqual(event.to_bytes(), raw)
 
+    def test_non_utf8_response(self) -> None:
+        """A success response with invalid UTF-8 fires its action; to_bytes gives its bytes."""
+        d, action_id = self.send()
+        raw = f"Response: Success\r\nActionID: {action_id}\r\nMessage: caf".encode()
+        self.receive(raw + b"\xe9\r\n\r\n")
+        response = self.successResultOf(d)
+        self.assertEqual((response["Message"], response.action_id), ("caf\udce9", action_id))
+        self.assertEqual(response.to_bytes(), raw + b"\xe9\r\n\r\n")
+
     def test_multibyte_split_across_reads(self) -> None:
         """A multibyte character split between two reads arrives intact."""
         raw = "Event: UserEvent\r\nName: Zoë 日本\r\n\r\n".encode()
@@ -766,6 +775,38 @@ class OddInputTests(ProtocolTestCase):
         d, action_id = self.send()
         self.receive(f"Response: Success\r\nActionID: {action_id}\nPing: Pong\r\n\r\n".encode())
         self.assertEqual(self.successResultOf(d)["Ping"], "Pong")
+
+    def test_success_responses_of_every_shape(self) -> None:
+        """Successes fire their own action, whatever follows the ActionID, and only once."""
+        first, first_id = self.send()
+        second, second_id = self.send()
+        third, third_id = self.send()
+        self.receive(
+            f"Response: Success\r\nActionID: {first_id}\r\n\r\n".encode(),
+            msg("Response: Success", f"ActionID: {second_id}", "Message: Event mask set"),
+            msg("Response: Success", f"ActionID: {third_id}", "EventList: start"),
+            msg("Response: Success", f"ActionID: {first_id}", "Ping: Pong"),
+        )
+        self.assertEqual(
+            self.successResultOf(first).pairs(), [("Response", "Success"), ("ActionID", first_id)]
+        )
+        self.assertEqual(self.successResultOf(second)["Message"], "Event mask set")
+        self.assertNoResult(third)  # a list: it waits for its items
+        self.receive(
+            msg("Event: PeerlistComplete", f"ActionID: {third_id}", "EventList: Complete")
+        )
+        self.assertEqual(self.successResultOf(third).events, [])
+        self.assertEqual(self.events, [])
+
+    def test_untagged_list_success(self) -> None:
+        """An action with untagged items that answers with a plain success is done with."""
+        d = self.protocol.send_action("IAXpeers", untagged_items="PeerEntry")
+        action_id = Message.parse(action_blocks(self.transport.value())[-1])["ActionID"]
+        self.receive(msg("Response: Success", f"ActionID: {action_id}", "Message: none"))
+        self.assertEqual(self.successResultOf(d)["Message"], "none")
+        self.receive(msg("Event: PeerEntry", "ObjectName: a"))
+        self.assertEqual([e.name for e in self.events], ["PeerEntry"])
+        self.assertEqual(self.protocol._untagged, [])
 
     def test_paused(self) -> None:
         """While paused nothing is delivered; resumeProducing delivers it, in order."""

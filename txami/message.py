@@ -147,15 +147,16 @@ def encode_action(name: str, action_id: str, headers: Sequence[tuple[str, str]])
     return text.encode("utf-8", "surrogateescape")
 
 
-#: Search keys by header name: ``"\nname:"`` in lower case.
-_KEYS: dict[str, str] = {}
+#: Search keys by header name: ``("\\nname:", its length)``, the name in lower case.
+_KEYS: dict[str, tuple[str, int]] = {}
 
 
-def _key(name: str) -> str:
+def _key(name: str) -> tuple[str, int]:
     key = "\n" + name.lower() + ":"
+    found = (key, len(key))
     if len(_KEYS) < 4096:  # names come from code, but do not let them grow without bound
-        _KEYS[name] = key
-    return key
+        _KEYS[name] = found
+    return found
 
 
 def _parse_lines(text: str, quiet: bool = False) -> list[tuple[str, str]]:
@@ -210,6 +211,7 @@ class Message:
     )
 
     _text: str | None
+    #: Set by `get`: see there (``""`` when the message has no text).
     _low: str | None
     _pairs: list[tuple[str, str]] | None
     _action_id: str | _Unknown | None
@@ -222,7 +224,7 @@ class Message:
 
     def __init__(self, headers: Headers | None = None) -> None:
         self._text = None
-        self._low = None
+        self._low = ""
         self._pairs = pairs = _pairs_of(headers)
         self._action_id = _UNKNOWN
         self.kind, self.name = _classify(pairs[0] if pairs else None)
@@ -244,33 +246,35 @@ class Message:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), or ``default``."""
-        text = self._text
-        if text is None:
-            return self._scan(name, default)
         low = self._low
+        text = self._text
         if low is None:
-            # One leading line break lets a single search find the first line too.
-            low = self._low = "\n" + text.lower()
-            if len(low) != len(text) + 1:
-                # Lower-casing changed some character's length, so offsets in
-                # `low` no longer match `text`: use the parsed pairs instead.
-                self._low = ""
-                return self._scan(name, default)
-        elif not low:
+            # The text in lower case between a line break and a line end: one search
+            # then finds a header on any line, the first included, and the line end
+            # after its value is always there.  ``""`` (as for a message built from
+            # pairs) if lower-casing changed some character's length, so that
+            # offsets in it would no longer match the text.
+            assert text is not None
+            low = f"\n{text}\r\n".lower()
+            if not text.isascii() and len(low) != len(text) + 3:
+                low = ""
+            self._low = low
+        if not low:
             return self._scan(name, default)
-        key = _KEYS.get(name) or _key(name)
+        key, size = _KEYS.get(name) or _key(name)
         start = low.find(key)
         if start < 0:
             return default
-        start += len(key) - 1
-        if text.startswith(" ", start):
+        # Offsets in `low` are one more than in the text.
+        start += size
+        if low[start] == " ":
             start += 1
-        end = text.find("\n", start)
-        if end < 0:
-            return text[start:]
-        if end > start and text[end - 1] == "\r":
-            end -= 1
-        return text[start:end]
+        value = text[start - 1 : low.find("\r\n", start) - 1]  # type: ignore[index]
+        if "\n" in value:  # the line ended with a bare LF (Asterisk reads those too)
+            value = value[: value.find("\n")]
+            if value.endswith("\r"):
+                value = value[:-1]
+        return value
 
     def _scan(self, name: str, default: str | None) -> str | None:
         key = name.lower()
@@ -408,7 +412,7 @@ def _from_pairs(pairs: list[tuple[str, str]]) -> Message:
     """A message over already-flattened string pairs (no copy)."""
     msg: Message = _new(Message)
     msg._text = None
-    msg._low = None
+    msg._low = ""
     msg._pairs = pairs
     msg._action_id = _UNKNOWN
     msg.kind, msg.name = _classify(pairs[0] if pairs else None)

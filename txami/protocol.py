@@ -76,6 +76,8 @@ _NEVER: Final = float("inf")
 _AWAITING_RESPONSE: Final = frozenset({RESPONSE, LISTING, _LATE})
 
 _SUCCESS: Final = frozenset({"success", "goodbye", "follows"})
+#: How most responses start: a success, and the ActionID on the second line.
+_SUCCESS_HEAD: Final = b"Response: Success\r\nActionID: "
 _DELIMITER: Final = b"\r\n\r\n"
 _END_COMMAND: Final = "--END COMMAND--"
 _BANNER_MAX: Final = 1024  # the longest banner line read
@@ -211,6 +213,50 @@ class AMIProtocol(AMIActions, LineReceiver):
     connection with a logged `ProtocolError` rather than growing memory.
     """
 
+    # Slots for the connection's own state, and for what Protocol and LineReceiver
+    # keep as class attributes read on every message (``paused``, ``_buffer``...):
+    # past 30 attributes in its ``__dict__`` CPython stops sharing an instance's
+    # keys and reads each through a dict lookup.  Subclasses' attributes (and
+    # per-instance limits such as ``MAX_LENGTH``) still live in the ``__dict__``.
+    __slots__ = (
+        "_banner_pending",
+        "_buffer",
+        "_busyReceiving",
+        "_cached",
+        "_canceller",
+        "_claimers",
+        "_close_reason",
+        "_deadlines",
+        "_disconnect_waiters",
+        "_dispatch",
+        "_fifo",
+        "_fifo_limit",
+        "_follows",
+        "_follows_size",
+        "_list_ends",
+        "_not_connected",
+        "_pending",
+        "_plain_lines",
+        "_raw",
+        "_raw_size",
+        "_reentered",
+        "_rules",
+        "_seconds",
+        "_stopped",
+        "_timer",
+        "_timer_at",
+        "_untagged",
+        "actions_sent",
+        "clock",
+        "connected",
+        "dispatcher",
+        "events_received",
+        "logged_in",
+        "paused",
+        "transport",
+        "username",
+    )
+
     delimiter = _DELIMITER
     MAX_LENGTH = 1024 * 1024
     max_headers = 100_000
@@ -232,10 +278,17 @@ class AMIProtocol(AMIActions, LineReceiver):
         timeout: float | None = None,
         max_message_size: int | None = None,
     ) -> None:
+        # What Protocol and LineReceiver keep as class attributes, here in slots.
+        self.transport = None
+        self.connected = 0
+        self.paused = False
+        self._buffer = b""
+        self._busyReceiving = False
         self.clock = clock
         self._seconds = clock.seconds
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
         self._dispatch = self.dispatcher.dispatch
+        self._cached = self.dispatcher._cache.get  # the reading loop's dispatch, inline
         if timeout is not None:
             self.timeout = timeout
         if max_message_size is not None:
@@ -347,37 +400,38 @@ class AMIProtocol(AMIActions, LineReceiver):
             if self._banner_pending:
                 self._buffer = buffer
                 return
+        size = len(buffer)
         parts = buffer.split(_DELIMITER)
         tail = parts.pop()
         self._buffer = tail
         limit = self.MAX_LENGTH
         if parts:
-            # One length check for the whole read tells whether any message needs the
-            # per-message limit checks of `_read`; if none does (and `lineReceived` is
-            # this class's own), its work is done here, inline: no call per message.
-            longest = len(parts[0]) if len(parts) == 1 else max(map(len, parts))
+            # The read's length (or else its longest message's) tells whether any
+            # message needs the per-message limit checks of `_read`; if none does (and
+            # `lineReceived` is this class's own), its work is done here, inline: no
+            # call per message.
             if (
-                longest > limit
-                or longest >= 2 * self.max_headers
+                size > limit
+                or size >= 2 * self.max_headers
                 or not self._plain_lines
                 or self._follows is not None
-            ):
+            ) and self._needs_read(parts):
                 if self._read(parts, 0):
                     return
             else:
                 transport: Any = self.transport
                 dispatcher = self.dispatcher
-                cached = dispatcher._cache.get
+                cached = self._cached
+                pending = self._pending
                 for index, part in enumerate(parts):
-                    if part.startswith(b"Event: "):  # `lineReceived`'s event branch
-                        text = part.decode("utf-8", "surrogateescape")
-                        end = text.find("\n", 7)
-                        if end < 0:
-                            name = text[7:]
-                        elif text[end - 1] == "\r":
-                            name = text[7 : end - 1]
-                        else:  # a bare LF, which Asterisk accepts too
-                            name = text[7:end]
+                    if part[:7] == b"Event: ":  # `lineReceived`'s event branch
+                        try:
+                            text = part.decode()
+                        except UnicodeDecodeError:
+                            text = part.decode("utf-8", "surrogateescape")
+                        name = text.partition("\r\n")[0][7:]
+                        if "\n" in name:  # a bare LF, which Asterisk accepts too
+                            name = name[: name.find("\n")]
                         event = _new(Message)  # _from_text(text, "event", name), inline
                         event._text = text
                         event._low = None
@@ -401,6 +455,41 @@ class AMIProtocol(AMIActions, LineReceiver):
                                 else:
                                     if result is not None and isinstance(result, Deferred):
                                         dispatcher._watch(result, handler, name)
+                    elif part[:29] == _SUCCESS_HEAD:
+                        # `_response_received`'s common case, inline: a success whose
+                        # ActionID, on the second line as Asterisk writes it, is that of
+                        # an action waiting for nothing more.
+                        try:
+                            text = part.decode()
+                        except UnicodeDecodeError:
+                            text = part.decode("utf-8", "surrogateescape")
+                        end = text.find("\r\n", 29)
+                        found = text[29:end] if end >= 0 else text[29:]
+                        entry = pending.get(found)
+                        if (
+                            entry is None
+                            or entry.mode != RESPONSE
+                            or entry.more is not None
+                            or "vent" in text  # maybe ``EventList: start``
+                        ):
+                            self._response_received(text)  # not a Follows: no body to read
+                        else:
+                            response = _new(Message)  # _from_text(text, "response", ...)
+                            response._text = text
+                            response._low = None
+                            response._pairs = None
+                            response._action_id = found
+                            response.kind = "response"
+                            response.name = "Success"
+                            response.events = _EMPTY
+                            response.list_complete = None
+                            del pending[found]
+                            fifo = self._fifo
+                            if fifo and fifo[0] is entry:
+                                fifo.popleft()
+                            else:
+                                entry.mode = _DONE  # its place in the FIFO is now stale
+                            entry.deferred.callback(response)
                     else:
                         if part.startswith(b"Response: "):
                             self._response_received(part.decode("utf-8", "surrogateescape"))
@@ -419,11 +508,18 @@ class AMIProtocol(AMIActions, LineReceiver):
                     ):
                         self._keep(parts, index + 1)
                         return
-        if len(tail) > limit:
+        if tail and len(tail) > limit:
             # Up to 3 bytes may begin the blank line that ends a message of the full size.
             partial = next((k for k in (3, 2, 1) if tail.endswith(_DELIMITER[:k])), 0)
             if len(tail) - partial > limit:
                 self.lineLengthExceeded(tail)
+
+    def _needs_read(self, parts: list[bytes]) -> bool:
+        """Whether ``parts`` must go through `_read` (limit checks, `lineReceived`)."""
+        if not self._plain_lines or self._follows is not None:
+            return True
+        longest = max(map(len, parts))
+        return longest > self.MAX_LENGTH or longest >= 2 * self.max_headers
 
     def _read(self, parts: list[bytes], start: int) -> bool:
         """
@@ -1044,8 +1140,8 @@ class AMIProtocol(AMIActions, LineReceiver):
                 # A generated ActionID is safe: only the action's name needs its check.
                 head = _ACTION_HEADS.get(name) or _action_head(name)
                 data = head + action_id.encode() + b"\r\n\r\n"
-        if self._not_connected or self._stopped:
-            return fail(NotConnected(name, self._not_connected or "the connection is closing"))
+        if self._not_connected:  # also set when the connection stops (see _protocol_error)
+            return fail(NotConnected(name, self._not_connected))
         transport: Any = self.transport
         if transport is None or transport.disconnecting:
             return fail(NotConnected(name, "the connection is closing"))
@@ -1123,6 +1219,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         _log.error("closing the AMI connection: {error}", error=error)
         self._close_reason = Failure(error)  # type: ignore[no-untyped-call]
         self._stopped = True
+        self._not_connected = "the connection is closing"
         self._buffer = b""
         self._follows = None
         self.abort()
