@@ -10,6 +10,12 @@ the flow control: the S1 stream is one shared buffer however slow the client.
 What a connection gets depends on the ``Username`` it logs in with:
 
 - ``s1``: right after the ``Login`` response, the whole event stream.
+- ``s7``: the whole event stream too, but only once a ``go`` login has come
+  (on any connection) after this one's: S7's daemon logs in all its sessions,
+  then says ``go``, so that what it measures from then on is the event path
+  alone, every session's login and setup done.
+- ``go``: the ``Login`` is answered, and every ``s7`` connection logged in
+  before it starts its stream.
 - ``s4``: every action but ``Login``/``Logoff`` is read and never answered; once
   ``--pending`` such actions have arrived, the server sends one
   ``Event: BenchHeld`` so the client knows they all left its buffers.
@@ -93,6 +99,7 @@ class AMIHandler(socketserver.BaseRequestHandler):
 
     def serve(self, sock: socket.socket) -> None:
         payloads = self.server.payloads
+        server = self.server
         mode = b""
         held = 0
         buffer = b""
@@ -107,10 +114,15 @@ class AMIHandler(socketserver.BaseRequestHandler):
                 name, action_id, username = parse_action(block)
                 if name == b"login":
                     mode = username
+                    gate = server.gate_count()
                     out.append(reply(LOGIN_OK, action_id))
-                    if mode == b"s1":
+                    if mode == b"go":
+                        server.open_gate()
+                    elif mode in (b"s1", b"s7"):
                         sock.sendall(b"".join(out))
                         out.clear()
+                        if mode == b"s7":
+                            server.wait_for_gate(gate)
                         sock.sendall(payloads.stream)
                 elif name == b"logoff":
                     out.append(reply(GOODBYE, action_id))
@@ -144,6 +156,24 @@ class AMIServer(socketserver.ThreadingTCPServer):
     def __init__(self, payloads: Payloads, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), AMIHandler)
         self.payloads = payloads
+        self._gate = threading.Condition()
+        self._gates_opened = 0
+
+    def gate_count(self) -> int:
+        """How many ``go`` logins have come so far."""
+        with self._gate:
+            return self._gates_opened
+
+    def open_gate(self) -> None:
+        """A ``go`` login: start the streams of the ``s7`` connections waiting."""
+        with self._gate:
+            self._gates_opened += 1
+            self._gate.notify_all()
+
+    def wait_for_gate(self, count: int) -> None:
+        """Block until a ``go`` login has come after ``count`` had (see `gate_count`)."""
+        with self._gate:
+            self._gate.wait_for(lambda: self._gates_opened > count)
 
 
 def main(argv: list[str] | None = None) -> int:
