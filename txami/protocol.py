@@ -297,7 +297,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._seconds = clock.seconds
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
         self._dispatch = self.dispatcher.dispatch
-        self._cached = self.dispatcher._cache.get  # the reading loop's dispatch, inline
+        self._cached = self.dispatcher._cache  # the reading loop's dispatch, inline
         if timeout is not None:
             self.timeout = timeout
         if max_message_size is not None:
@@ -459,8 +459,9 @@ class AMIProtocol(AMIActions, LineReceiver):
                         self.events_received += 1
                         if not self._claimers or not self._claim(event, name):
                             # EventDispatcher.dispatch, inline.
-                            handlers = cached(name)
-                            if handlers is None:
+                            try:
+                                handlers = cached[name]
+                            except KeyError:
                                 handlers = dispatcher.handlers_for(name)
                             for handler in handlers:
                                 try:
