@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import random
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from txami import Message
@@ -198,6 +200,37 @@ class LookupTests(SynchronousTestCase):
         self.assertEqual(msg["zone"], "3")
         self.assertEqual(msg["City"], "\u0130stanbul")
         self.assertEqual(msg.get("\u0130d", "none"), "none")
+
+    def test_ascii_lookups_match_lowered_lookups(self) -> None:
+        """get() on ASCII text (a regex search) agrees with the lower-cased search it replaced."""
+        rng = random.Random(1)
+        names = ["Event", "Uniqueid", "UniqueID", "ActionID", "Action", "Id", "E", "e", "X.Y", "*"]
+        pieces = ["", " ", "  ", "v", "a b", ":", "x: y", "\r", "\n", "\r\r", "Uniqueid: z"]
+        ends = ["\r\n", "\n", "\r\r\n", "\r"]
+
+        def case(name: str) -> str:
+            return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in name)
+
+        checked = 0
+        for _ in range(3000):
+            lines = []
+            for _ in range(rng.randrange(1, 6)):
+                name = case(rng.choice(names))
+                value = "".join(rng.choice(pieces) for _ in range(rng.randrange(3)))
+                lines.append(rng.choice([f"{name}: {value}", f"{name}:{value}", value]))
+            text = "".join(line + rng.choice(ends) for line in lines)[: rng.randrange(1, 200)]
+            for name in (case(rng.choice(names)), rng.choice(names), "Nope"):
+                expected = Message.parse(text)._get_lowered(name, "default")
+                self.assertEqual(Message.parse(text).get(name, "default"), expected, (text, name))
+                checked += expected != "default"
+        self.assertGreater(checked, 1000)  # most lookups found a header
+
+    def test_lookups_of_names_not_ascii_or_empty(self) -> None:
+        """A name that is empty or not ASCII is looked up in the lower-cased text."""
+        msg = Message.parse(b"Event: X\r\n: empty name\r\nKey: k")
+        self.assertEqual(msg.get(""), "empty name")
+        self.assertEqual(msg.get("\u212aey"), "k")  # KELVIN SIGN, whose lower case is k
+        self.assertIsNone(msg.get("\u0130d"))
 
     def test_non_utf8(self) -> None:
         """Invalid UTF-8 survives as surrogate escapes and to_bytes gives the bytes back."""

@@ -12,8 +12,9 @@ split-and-dict loop.
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from twisted.logger import Logger
 
@@ -159,6 +160,30 @@ def _key(name: str) -> tuple[str, int]:
     return found
 
 
+_Search = Callable[[str], "re.Match[str] | None"]
+#: `Message.get`'s searches by header name: ``(search, match, firsts)``, where
+#: ``search`` finds the header on a line after the first, ``match`` on the first,
+#: which can only hold it if it starts with one of ``firsts`` (the name's first
+#: character in both cases).  Both ignore ASCII case, and take the value up to the
+#: line's LF.
+_FINDERS: dict[str, tuple[_Search, _Search, str]] = {}
+
+
+def _finders(name: str) -> tuple[_Search, _Search, str] | None:
+    """`_FINDERS`' entry for ``name``; `None` for a name that is empty or not ASCII."""
+    if not name or not name.isascii():
+        return None
+    pattern = re.escape(name) + ": ?([^\n]*)"
+    found = (
+        re.compile("\n" + pattern, re.IGNORECASE | re.ASCII).search,
+        re.compile(pattern, re.IGNORECASE | re.ASCII).match,
+        name[0].lower() + name[0].upper(),
+    )
+    if len(_FINDERS) < 4096:  # names come from code, but do not let them grow without bound
+        _FINDERS[name] = found
+    return found
+
+
 def _parse_lines(text: str, quiet: bool = False) -> list[tuple[str, str]]:
     """
     Split decoded message text into ``(name, value)`` pairs in wire order.
@@ -246,6 +271,29 @@ class Message:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), or ``default``."""
+        text = self._text
+        if not (text and text.isascii()):
+            return self._get_lowered(name, default)
+        # ASCII text: one search, ignoring case, for the name at a line start
+        # (`_finders`); a match at the start too if the first line may be it.
+        try:
+            search, match, firsts = _FINDERS[name]
+        except KeyError:
+            finders = _finders(name)
+            if finders is None:
+                return self._get_lowered(name, default)
+            search, match, firsts = finders
+        found = (text[0] in firsts and match(text)) or search(text)
+        if found is None:
+            return default
+        value: str = found[1]
+        # The line ends at its LF, less the CR before it (a CR ending the text stays).
+        if "\r" in value and value[-1] == "\r" and found.end() < len(text):
+            value = value[:-1]
+        return value
+
+    def _get_lowered(self, name: str, default: str | None) -> str | None:
+        """`get` for text that is not ASCII, by a search in its lower-cased copy."""
         low = self._low
         text = self._text
         if low is None:

@@ -87,6 +87,15 @@ _FOLLOWS_HEADERS: Final = ("response", "privilege", "actionid")
 _NO_SUCH_COMMAND: Final = "No such command '"
 
 
+class _NoTransport:
+    """`AMIProtocol._receive`'s stand-in for a missing transport: never disconnecting."""
+
+    disconnecting = False
+
+
+_NO_TRANSPORT: Final = _NoTransport()
+
+
 def abort_connection(transport: Any) -> None:
     """Close ``transport`` at once: ``abortConnection`` if it has one, else ``loseConnection``."""
     if transport is None:
@@ -288,7 +297,7 @@ class AMIProtocol(AMIActions, LineReceiver):
         self._seconds = clock.seconds
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
         self._dispatch = self.dispatcher.dispatch
-        self._cached = self.dispatcher._cache.get  # the reading loop's dispatch, inline
+        self._cached = self.dispatcher._cache  # the reading loop's dispatch, inline
         if timeout is not None:
             self.timeout = timeout
         if max_message_size is not None:
@@ -419,11 +428,17 @@ class AMIProtocol(AMIActions, LineReceiver):
                 if self._read(parts, 0):
                     return
             else:
+                # A stand-in when there is none, so the check after each message
+                # needs no test for `None`.
                 transport: Any = self.transport
+                if transport is None:
+                    transport = _NO_TRANSPORT
                 dispatcher = self.dispatcher
                 cached = self._cached
                 pending = self._pending
-                for index, part in enumerate(parts):
+                # What is left of ``parts`` is what `rest` has not yielded yet.
+                rest = iter(parts)
+                for part in rest:
                     if part[:7] == b"Event: ":  # `lineReceived`'s event branch
                         try:
                             text = part.decode()
@@ -444,8 +459,9 @@ class AMIProtocol(AMIActions, LineReceiver):
                         self.events_received += 1
                         if not self._claimers or not self._claim(event, name):
                             # EventDispatcher.dispatch, inline.
-                            handlers = cached(name)
-                            if handlers is None:
+                            try:
+                                handlers = cached[name]
+                            except KeyError:
                                 handlers = dispatcher.handlers_for(name)
                             for handler in handlers:
                                 try:
@@ -498,15 +514,11 @@ class AMIProtocol(AMIActions, LineReceiver):
                         if self._follows is not None and not self._stopped and not self.paused:
                             # A pre-14 Command answer's body may hold blank lines: read
                             # the rest message by message, through `lineReceived`.
-                            if self._read(parts, index + 1):
+                            if self._read(list(rest), 0):
                                 return
                             break
-                    if (
-                        self._stopped
-                        or self.paused
-                        or (transport is not None and transport.disconnecting)
-                    ):
-                        self._keep(parts, index + 1)
+                    if self._stopped or self.paused or transport.disconnecting:
+                        self._keep(list(rest), 0)
                         return
         if tail and len(tail) > limit:
             # Up to 3 bytes may begin the blank line that ends a message of the full size.
