@@ -53,9 +53,7 @@ def unique_tag(prefix: str = "tx") -> str:
     return f"{prefix}{os.getpid() % 10000:04d}{next(_counter):04d}{int(time.time()) % 1000:03d}"
 
 
-async def connect_user(
-    reactor: Any, username: str = "admin", **options: Any
-) -> AMIFactory:
+async def connect_user(reactor: Any, username: str = "admin", **options: Any) -> AMIFactory:
     """A logged-in `AMIFactory` on the real server (stop it in a cleanup)."""
     host, port = address()
     return await connect(reactor, host, port, username=username, secret=USERS[username], **options)

@@ -59,12 +59,14 @@ class RecordingProtocol(AMIProtocol):
 async def record(reactor: Any, name: str) -> None:
     doc, run, before = SCENARIOS[name]
     host, port = address()
-    driver = await connect(reactor, host, port, username="admin", secret="adminsecret", events="call")
+    driver = await connect(
+        reactor, host, port, username="admin", secret="adminsecret", events="call"
+    )
     tag = unique_tag("7")
     try:
-        main: RecordingProtocol = await ClientCreator(reactor, RecordingProtocol, reactor).connectTCP(
-            host, port
-        )
+        main: RecordingProtocol = await ClientCreator(
+            reactor, RecordingProtocol, reactor
+        ).connectTCP(host, port)
         state = PBXState(main, clock=reactor)
         ctx = Ctx(reactor, state, driver, tag, recording=True)
         if before is not None:

@@ -203,7 +203,9 @@ class PBXData:
             "        write perm: all",
         ]
         return self._response(
-            action, "Success", [("Message", "Command output follows"), *(("Output", x) for x in lines)]
+            action,
+            "Success",
+            [("Message", "Command output follows"), *(("Output", x) for x in lines)],
         )
 
 
@@ -214,7 +216,10 @@ def channel_event(name: str, chan: Chan, *extra: tuple[str, str]) -> bytes:
 
 def bridge_event(name: str, bridge: str, chan: Chan | None = None, **extra: str) -> bytes:
     """A bridge event: the bridge's headers, then the channel's, then ``extra``."""
-    pairs = [("Privilege", "call,all"), *bridge_pairs(bridge, extra.pop("technology", "simple_bridge"))]
+    pairs = [
+        ("Privilege", "call,all"),
+        *bridge_pairs(bridge, extra.pop("technology", "simple_bridge")),
+    ]
     if chan is not None:
         pairs += chan.pairs()
     pairs += list(extra.items())
@@ -228,7 +233,12 @@ class Log(StateListenerMixin):
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
     def __getattribute__(self, name: str) -> Any:
-        if name.startswith(("channel_", "bridge_", "call_", "queue_", "device_", "hint_", "presence_")) or name == "synced":
+        if (
+            name.startswith(
+                ("channel_", "bridge_", "call_", "queue_", "device_", "hint_", "presence_")
+            )
+            or name == "synced"
+        ):
             calls = object.__getattribute__(self, "calls")
             return lambda *args: calls.append((name, args))
         return object.__getattribute__(self, name)

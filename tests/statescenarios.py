@@ -17,6 +17,7 @@ agents), and it hangs them all up at the end.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,9 +61,7 @@ class Ctx:
 
     def name_of(self, exten: str, half: str) -> str:
         """The name of this run's ``Local/<exten>`` half (``;1`` or ``;2``)."""
-        (found,) = [
-            c.name for c in self.channels(f"Local/{exten}@") if c.name.endswith(half)
-        ]
+        (found,) = [c.name for c in self.channels(f"Local/{exten}@") if c.name.endswith(half)]
         return found
 
     async def wait(self, condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
@@ -87,20 +86,16 @@ class Ctx:
     async def hang_up(self) -> None:
         """Hang up every channel of this run and wait until the model has none."""
         for channel in self.channels():
-            try:
+            with contextlib.suppress(Exception):  # gone meanwhile
                 await self.driver.hangup(channel.name)
-            except Exception:
-                pass  # gone meanwhile
         await self.wait(lambda: not self.channels(), "this run's channels gone")
 
     async def cleanup(self) -> None:
         """Hang up whatever the server still has of this run (after a failure too)."""
         for row in await self.driver.core_show_channels():
             if row.get("AccountCode") == self.tag:
-                try:
+                with contextlib.suppress(Exception):
                     await self.driver.hangup(row["Channel"])
-                except Exception:
-                    pass
 
     # --- checkpoints -------------------------------------------------------------------------
 
@@ -145,13 +140,19 @@ class Ctx:
                 ("linkedid", "Linkedid"),
             ):
                 if str(getattr(channel, field)) != row[key]:
-                    problems.append(f"{uniqueid} {field}: model {getattr(channel, field)!r}, list {row[key]!r}")
+                    problems.append(
+                        f"{uniqueid} {field}: model {getattr(channel, field)!r}, list {row[key]!r}"
+                    )
             bridge = channel.bridge.uniqueid if channel.bridge else ""
             if bridge != row.get("BridgeId", ""):
-                problems.append(f"{uniqueid} bridge: model {bridge!r}, list {row.get('BridgeId')!r}")
+                problems.append(
+                    f"{uniqueid} bridge: model {bridge!r}, list {row.get('BridgeId')!r}"
+                )
             if bridge:
                 bridges.add(bridge)
-        listed_bridges = {r["BridgeUniqueid"]: r for r in (await driver.send_action("BridgeList")).events}
+        listed_bridges = {
+            r["BridgeUniqueid"]: r for r in (await driver.send_action("BridgeList")).events
+        }
         for bridge_id in sorted(bridges):
             model = state.bridges.get(bridge_id)
             row = listed_bridges.get(bridge_id)
@@ -200,7 +201,9 @@ class Ctx:
         rows = (await self.driver.send_action("DeviceStateList")).events
         for row in rows:
             device = self.state.devices.get(row["Device"])
-            if row["Device"].startswith("Custom:txami") and (device is None or device.state != row["State"]):
+            if row["Device"].startswith("Custom:txami") and (
+                device is None or device.state != row["State"]
+            ):
                 problems.append(f"device {row['Device']}: list {row['State']}, model {device}")
         rows = (await self.driver.send_action("ExtensionStateList")).events
         for row in rows:
@@ -215,7 +218,9 @@ Scenario = Callable[[Ctx], Awaitable[None]]
 SCENARIOS: dict[str, tuple[str, Scenario, Scenario | None]] = {}
 
 
-def scenario(name: str, doc: str, before: Scenario | None = None) -> Callable[[Scenario], Scenario]:
+def scenario(
+    name: str, doc: str, before: Scenario | None = None
+) -> Callable[[Scenario], Scenario]:
     """Register a scenario; ``before`` runs (on the driver) before the model syncs."""
 
     def register(run: Scenario) -> Scenario:
@@ -229,7 +234,9 @@ async def _listed(ctx: Ctx, count: int, bridged: int = 0) -> None:
     """Wait (on the driver's lists: the model is not running yet) for this run's channels."""
     deadline = ctx.reactor.seconds() + 10
     while ctx.reactor.seconds() < deadline:
-        rows = [r for r in await ctx.driver.core_show_channels() if r.get("AccountCode") == ctx.tag]
+        rows = [
+            r for r in await ctx.driver.core_show_channels() if r.get("AccountCode") == ctx.tag
+        ]
         if len(rows) >= count and sum(1 for r in rows if r.get("BridgeId")) >= bridged:
             return
         await task.deferLater(ctx.reactor, 0.05, lambda: None)
@@ -313,16 +320,25 @@ async def queue(ctx: Ctx) -> None:
         )
         await ctx.settle(1.0)
         await ctx.checkpoint("caller waiting", queues=True)
-        await ctx.driver.send_action("QueuePause", Queue="support", Interface=AGENTS[0], Paused="false")
+        await ctx.driver.send_action(
+            "QueuePause", Queue="support", Interface=AGENTS[0], Paused="false"
+        )
         await ctx.wait(lambda: not support.entries and ctx.has("1000@"), "caller answered")
         await ctx.settle(1.0)
         await ctx.checkpoint("answered by Agent One", queues=True)
         assert len({c.call for c in ctx.channels()}) == 1
         await ctx.hang_up()
     finally:
-        await ctx.driver.send_action("QueuePause", Queue="support", Interface=AGENTS[1], Paused="false")
-        await ctx.driver.send_action("QueuePause", Queue="support", Interface=AGENTS[0], Paused="false")
-    await ctx.wait(lambda: all(m.status == 1 and not m.paused for m in support.members.values()), "members idle")
+        await ctx.driver.send_action(
+            "QueuePause", Queue="support", Interface=AGENTS[1], Paused="false"
+        )
+        await ctx.driver.send_action(
+            "QueuePause", Queue="support", Interface=AGENTS[0], Paused="false"
+        )
+    await ctx.wait(
+        lambda: all(m.status == 1 and not m.paused for m in support.members.values()),
+        "members idle",
+    )
     await ctx.settle()
 
 
@@ -343,7 +359,9 @@ async def conference(ctx: Ctx) -> None:
     await ctx.driver.redirect(caller, "680", CONTEXT, 1, callee, "680", CONTEXT, 1)
     await ctx.wait(
         lambda: any(
-            c.bridge is not None and c.bridge.technology == "softmix" and len(c.bridge.channels) == 2
+            c.bridge is not None
+            and c.bridge.technology == "softmix"
+            and len(c.bridge.channels) == 2
             for c in ctx.channels()
         ),
         "both in the conference",
@@ -360,10 +378,14 @@ async def conference(ctx: Ctx) -> None:
 )
 async def blindxfer(ctx: Ctx) -> None:
     await _pair(ctx)
-    transferee = ctx.state.channels[next(c.uniqueid for c in ctx.channels("Local/1000@") if c.name.endswith(";1"))]
+    transferee = ctx.state.channels[
+        next(c.uniqueid for c in ctx.channels("Local/1000@") if c.name.endswith(";1"))
+    ]
     call = transferee.call
     transferer = ctx.name_of("1010", ";2")
-    await ctx.driver.send_action("BlindTransfer", Channel=transferer, Exten="1001", Context=CONTEXT)
+    await ctx.driver.send_action(
+        "BlindTransfer", Channel=transferer, Exten="1001", Context=CONTEXT
+    )
     await ctx.wait(lambda: not ctx.has("1010@") and transferee.exten == "1001", "transferred")
     await ctx.settle()
     await ctx.checkpoint("transferred")
@@ -390,7 +412,8 @@ async def atxfer(ctx: Ctx) -> None:
     await ctx.wait(lambda: not ctx.has("1010@"), "transferer gone")
     await ctx.wait(
         lambda: any(
-            c.bridge is not None and len(c.bridge.channels) == 2 for c in ctx.channels("Local/1001@")
+            c.bridge is not None and len(c.bridge.channels) == 2
+            for c in ctx.channels("Local/1001@")
         ),
         "target bridged with the transferee",
     )
@@ -442,8 +465,8 @@ async def devices(ctx: Ctx) -> None:
         await driver.set_var("DEVICE_STATE(Custom:txami2001)", "BUSY")
         await driver.set_var("DEVICE_STATE(Custom:txami2002)", "RINGING")
         await ctx.wait(lambda: state.hints[("2002", CONTEXT)].status == 8, "ringing")
-        try:
-            # 2099 sets the device state and hangs up unanswered: the originate "fails".
+        # 2099 sets the device state and hangs up unanswered: the originate "fails".
+        with contextlib.suppress(OriginateError):
             await driver.originate(
                 "Local/2099@txami-test",
                 application="Wait",
@@ -452,8 +475,6 @@ async def devices(ctx: Ctx) -> None:
                 account=ctx.tag,
                 async_=True,
             )
-        except OriginateError:
-            pass
         # On a fresh server Custom:txami2000 is unknown until 2099 sets it: absent is "not yet".
         await ctx.wait(
             lambda: getattr(state.devices.get("Custom:txami2000"), "state", None) == "INUSE",

@@ -43,7 +43,7 @@ class FakeConnection:
 
     def take(self, command: str) -> tuple[tuple[Any, ...], Deferred[Any]]:
         """The oldest unanswered call of ``command`` (removed)."""
-        for index, (args, d) in enumerate(self.calls):
+        for index, (args, _d) in enumerate(self.calls):
             if args[0] == command:
                 return self.calls.pop(index)
         raise AssertionError(f"no {command} in {[a[0] for a, _ in self.calls]}")

@@ -49,7 +49,9 @@ class RealAsteriskCLITests(TestCase):
     async def test_ping_plain_and_tls_md5(self) -> None:
         """ping answers over TCP, and over TLS (the server's CA) with an MD5 login."""
         if not (os.environ.get("TXAMI_TEST_AMI_TLS") and os.environ.get("TXAMI_TEST_CA")):
-            raise SkipTest("TXAMI_TEST_AMI_TLS and TXAMI_TEST_CA are not set (../shared/asterisk/env)")
+            raise SkipTest(
+                "TXAMI_TEST_AMI_TLS and TXAMI_TEST_CA are not set (../shared/asterisk/env)"
+            )
         host, port = address("TXAMI_TEST_AMI_TLS")
         tls = ["-h", host, "-p", str(port), "-u", "admin", "--tls-ca", os.environ["TXAMI_TEST_CA"]]
         plain, secure = await gatherResults(

@@ -39,7 +39,10 @@ class ConfigFileTestCase(SynchronousTestCase):
         return path
 
     def pbx(self, name: str, port: int = 5038) -> str:
-        return f"[pbx:{name}]\nhost = 127.0.0.1\nport = {port}\nusername = u\nsecret-file = {self.secret}\n\n"
+        return (
+            f"[pbx:{name}]\nhost = 127.0.0.1\nport = {port}\n"
+            f"username = u\nsecret-file = {self.secret}\n\n"
+        )
 
     def problems(self, text: str) -> list[str]:
         path = self.write("t.ini", text)

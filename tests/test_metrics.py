@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from txami.daemon.hub import ReceivedEvent
-from txami.message import Message
 from txami.daemon.metrics import CONTENT_TYPE, OTHER, Metrics
+from txami.message import Message
 
 
 def _event(name: str) -> ReceivedEvent:
@@ -50,13 +50,28 @@ class MetricsTests(SynchronousTestCase):
         metrics.action_finished("Ping", "success", 0.02)
         metrics.action_finished("Ping", "timeout", 40.0)
         text = metrics.render()
-        self.assertIn('txami_actions_total{pbx="default",action="Ping",outcome="success"} 1\n', text)
-        self.assertIn('txami_actions_total{pbx="default",action="Ping",outcome="timeout"} 1\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="0.01"} 0\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="0.025"} 1\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="30.0"} 1\n', text)
-        self.assertIn('txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="+Inf"} 2\n', text)
-        self.assertIn('txami_action_duration_seconds_sum{pbx="default",action="Ping"} 40.02\n', text)
+        self.assertIn(
+            'txami_actions_total{pbx="default",action="Ping",outcome="success"} 1\n', text
+        )
+        self.assertIn(
+            'txami_actions_total{pbx="default",action="Ping",outcome="timeout"} 1\n', text
+        )
+        self.assertIn(
+            'txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="0.01"} 0\n', text
+        )
+        self.assertIn(
+            'txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="0.025"} 1\n',
+            text,
+        )
+        self.assertIn(
+            'txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="30.0"} 1\n', text
+        )
+        self.assertIn(
+            'txami_action_duration_seconds_bucket{pbx="default",action="Ping",le="+Inf"} 2\n', text
+        )
+        self.assertIn(
+            'txami_action_duration_seconds_sum{pbx="default",action="Ping"} 40.02\n', text
+        )
         self.assertIn('txami_action_duration_seconds_count{pbx="default",action="Ping"} 2\n', text)
         self.assertEqual(
             metrics.actions_by_outcome(), {("Ping", "success"): 1, ("Ping", "timeout"): 1}
@@ -71,7 +86,9 @@ class MetricsTests(SynchronousTestCase):
         """Quotes, backslashes, newlines and undecodable bytes cannot break a label value."""
         metrics = Metrics()
         metrics.event_received(_event('a"b\\c\nd\udce9'))
-        self.assertIn('txami_events_total{pbx="default",event="a\\"b\\\\c\\nd\ufffd"} 1\n', metrics.render())
+        self.assertIn(
+            'txami_events_total{pbx="default",event="a\\"b\\\\c\\nd\ufffd"} 1\n', metrics.render()
+        )
         metrics.render().encode("utf-8")
 
     def test_label_values_are_bounded(self) -> None:

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.trial.unittest import TestCase
 
 from tests import realpbx
-from tests.redisserver import SKIP, RedisClient, RedisServer, free_port
+from tests.redisserver import SKIP, RedisServer, free_port
 from tests.test_daemon_e2e import TWISTD
 from tests.test_plugin import ROOT, keep_checkout_clean
 from txami.daemon.entries import GAP, SESSION_END, SESSION_START, actions_key, events_key
@@ -344,7 +344,12 @@ class ActionTests(DaemonWithRedis):
         first = daemon("first")
         await wait_for(lambda: self.stream("east"), "the first daemon's session", timeout=30)
         self.request(
-            "east", "call-1", "Originate", Channel="Local/1003@txami-test", Exten="1003", Async="true"
+            "east",
+            "call-1",
+            "Originate",
+            Channel="Local/1003@txami-test",
+            Exten="1003",
+            Async="true",
         )
         originates = lambda: [a for _, a in fake.actions_received if a.name == "Originate"]  # noqa: E731
         await wait_for(originates, "the Originate at the PBX")

@@ -57,7 +57,9 @@ class CallTests(SynchronousTestCase):
         self.session.send(wire("DialBegin", [*caller.pairs(), *dest(callee)]))
         self.assertEqual(self.call_of("2.1"), "1.1")
         self.assertEqual(self.log.of("call_merged")[0][0].id, "2.1")
-        self.session.send(wire("DialEnd", [*caller.pairs(), *dest(callee), ("DialStatus", "BUSY")]))
+        self.session.send(
+            wire("DialEnd", [*caller.pairs(), *dest(callee), ("DialStatus", "BUSY")])
+        )
         self.assertEqual(self.call_of("1.1"), "1.1")
         self.assertEqual(self.call_of("2.1"), "2.1-2")  # "2.1" named the merged call lately
 
@@ -66,7 +68,9 @@ class CallTests(SynchronousTestCase):
         caller = self.new("1.1")
         callee = self.new("2.1")
         self.session.send(wire("DialBegin", [*caller.pairs(), *dest(callee)]))
-        self.session.send(wire("DialEnd", [*caller.pairs(), *dest(callee), ("DialStatus", "ANSWER")]))
+        self.session.send(
+            wire("DialEnd", [*caller.pairs(), *dest(callee), ("DialStatus", "ANSWER")])
+        )
         self.session.send(bridge_event("BridgeEnter", "b1", caller))
         self.session.send(bridge_event("BridgeEnter", "b1", callee))
         self.session.send(bridge_event("BridgeLeave", "b1", caller))
@@ -127,7 +131,9 @@ class CallTests(SynchronousTestCase):
         a = self.new("1.1")
         b = self.new("2.1")
         for chan in (a, b):
-            self.session.send(bridge_event("BridgeEnter", "lot", chan, technology="holding_bridge"))
+            self.session.send(
+                bridge_event("BridgeEnter", "lot", chan, technology="holding_bridge")
+            )
         self.assertEqual(self.call_of("1.1"), "1.1")
         self.assertEqual(self.call_of("2.1"), "2.1")
         self.assertIsNone(self.state.bridges["lot"].call)
@@ -149,7 +155,9 @@ class CallTests(SynchronousTestCase):
         self.session.send(bridge_event("BridgeEnter", "to", b))
         self.session.send(bridge_event("BridgeLeave", "from", c))
         self.session.send(bridge_event("BridgeEnter", "to", c))
-        self.assertEqual([ch.uniqueid for ch in self.state.bridges["to"].channels], ["1.1", "2.1", "3.1"])
+        self.assertEqual(
+            [ch.uniqueid for ch in self.state.bridges["to"].channels], ["1.1", "2.1", "3.1"]
+        )
         self.assertEqual(self.state.bridges["from"].channels, [])
         self.assertEqual(self.log.of("call_new"), [])
         self.assertEqual([m.id for m, _ in self.log.of("call_merged")], ["2.1"])
@@ -225,7 +233,11 @@ class CallTests(SynchronousTestCase):
         a.exten = "1001"
         a.priority = 2
         self.session.send(
-            channel_event("Newexten", a, ("Extension", "1001"), ("Application", "Echo"), ("AppData", ""))
+            channel_event(
+                "Newexten", a, ("Extension", "1001"), ("Application", "Echo"), ("AppData", "")
+            )
         )
         channel = self.state.channels["1.1"]
-        self.assertEqual((channel.exten, channel.priority, channel.application), ("1001", 2, "Echo"))
+        self.assertEqual(
+            (channel.exten, channel.priority, channel.application), ("1001", 2, "Echo")
+        )

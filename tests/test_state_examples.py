@@ -70,7 +70,9 @@ class StateCallsMainTests(TestCase):
         self.patch(sys, "stdout", out)
         until: Deferred[None] = Deferred()
         done = Deferred.fromCoroutine(
-            state_calls.main(reactor, "127.0.0.1", port.getHost().port, "admin", "adminsecret", until)
+            state_calls.main(
+                reactor, "127.0.0.1", port.getHost().port, "admin", "adminsecret", until
+            )
         )
         await wait_for(reactor, lambda: "synced: 0 calls up" in out.getvalue(), what="the sync")
         caller = fake.pbx.incoming_call("1000", caller_id="<202>")

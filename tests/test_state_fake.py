@@ -100,7 +100,10 @@ class FakeScenarioTests(SynchronousTestCase):
         caller = self.pbx.incoming_call("600", caller_id="<202>")
         self.step(1)
         self.check()
-        self.assertEqual([e.channel for e in self.state.queues["support"].entries], [self.state.channels[caller.uniqueid]])
+        self.assertEqual(
+            [e.channel for e in self.state.queues["support"].entries],
+            [self.state.channels[caller.uniqueid]],
+        )
         self.pbx.pause_member("support", "Local/1000@txami-test/n", False)
         self.step(1)
         self.check()
@@ -110,7 +113,9 @@ class FakeScenarioTests(SynchronousTestCase):
         self.step(1)
         self.check()
         queue = self.state.queues["support"]
-        self.assertEqual((queue.completed, queue.abandoned), (support.completed, support.abandoned))
+        self.assertEqual(
+            (queue.completed, queue.abandoned), (support.completed, support.abandoned)
+        )
         self.assertEqual((queue.holdtime, queue.talktime), (support.hold_time, support.talk_time))
 
     def test_local_optimisation(self) -> None:
@@ -233,7 +238,9 @@ class FakeRestartTests(TestCase):
         await wait_for(reactor, lambda: caller.uniqueid in state.channels, what="the call")
         before = state.channels[caller.uniqueid]
         fake.restart()
-        await wait_for(reactor, lambda: state.synced and before.hangup_cause is not None, what="re-sync")
+        await wait_for(
+            reactor, lambda: state.synced and before.hangup_cause is not None, what="re-sync"
+        )
         self.assertEqual([why for c, why in log.of("channel_gone")], [GONE_RESTART])
         self.assertEqual(log.names("synced"), [False, True])
         self.assertEqual(dict(state.channels), {})

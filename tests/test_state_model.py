@@ -29,7 +29,9 @@ class FieldTests(SynchronousTestCase):
     def test_asterisk_layout(self) -> None:
         """A received Asterisk event is read in one pass, with and without a prefix."""
         chan = Chan("1.1", "Local/x;1", caller="555")
-        raw = channel_event("DialBegin", chan, *[(f"Dest{k}", v) for k, v in Chan("2.2", "Local/y;1").pairs()])
+        raw = channel_event(
+            "DialBegin", chan, *[(f"Dest{k}", v) for k, v in Chan("2.2", "Local/y;1").pairs()]
+        )
         message = Message.parse(raw[:-4])
         snapshot = channel_snapshot(message)
         assert snapshot is not None
@@ -50,12 +52,16 @@ class FieldTests(SynchronousTestCase):
         )
         snapshot = channel_snapshot(message)
         assert snapshot is not None
-        self.assertEqual((snapshot[0], snapshot[1], snapshot[12], snapshot[13]), ("Local/z;2", "6", "3.3", ""))
+        self.assertEqual(
+            (snapshot[0], snapshot[1], snapshot[12], snapshot[13]), ("Local/z;2", "6", "3.3", "")
+        )
         self.assertIsNone(channel_snapshot(Message([("Event", "Newstate")])))
 
     def test_asterisk_12_0(self) -> None:
         """Asterisk 12.0's snapshot (no Language, no Linkedid) still reads."""
-        pairs = [(k, v) for k, v in Chan("4.4", "SIP/a-1").pairs() if k not in ("Language", "Linkedid")]
+        pairs = [
+            (k, v) for k, v in Chan("4.4", "SIP/a-1").pairs() if k not in ("Language", "Linkedid")
+        ]
         text = "Event: Newstate\r\n" + "".join(f"{k}: {v}\r\n" for k, v in pairs)
         snapshot = channel_snapshot(Message.parse(text.encode()))
         assert snapshot is not None
@@ -216,7 +222,9 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(list(snapshot["bridges"]["b1"]), list(BRIDGE_FIELDS))
         self.assertEqual(list(snapshot["calls"]["1.1"]), list(CALL_FIELDS))
         self.assertEqual(snapshot["hints"]["2000@c"]["status"], 1)
-        self.assertEqual(snapshot["server"], {"ami_version": "9.0.0", "startup": "2026-01-01 10:00:00"})
+        self.assertEqual(
+            snapshot["server"], {"ami_version": "9.0.0", "startup": "2026-01-01 10:00:00"}
+        )
         self.assertEqual(json.loads(json.dumps(snapshot)), snapshot)
 
     def test_queue_shape(self) -> None:

@@ -26,7 +26,9 @@ PARAMS = [
 ]
 
 
-def member_row(location: str, name: str, status: int = 1, paused: int = 0) -> list[tuple[str, str]]:
+def member_row(
+    location: str, name: str, status: int = 1, paused: int = 0
+) -> list[tuple[str, str]]:
     return [
         ("Queue", "support"),
         ("Name", name),
@@ -94,13 +96,13 @@ class QueueTests(SynchronousTestCase):
 
     def join(self, chan: Chan, position: int) -> None:
         self.session.send(
-            channel_event("QueueCallerJoin", chan, ("Queue", "support"), ("Position", str(position)))
+            channel_event(
+                "QueueCallerJoin", chan, ("Queue", "support"), ("Position", str(position))
+            )
         )
 
     def leave(self, chan: Chan, event: str = "QueueCallerLeave", **extra: str) -> None:
-        self.session.send(
-            channel_event(event, chan, ("Queue", "support"), *extra.items())
-        )
+        self.session.send(channel_event(event, chan, ("Queue", "support"), *extra.items()))
 
     def test_rows(self) -> None:
         """QueueParams and QueueMember rows give the parameters, counters and members."""
@@ -108,17 +110,21 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual((q.strategy, q.holdtime, q.talktime), ("ringall", 8, 40))
         self.assertEqual((q.completed, q.abandoned, q.service_level), (10, 2, 20))
         member = q.members[AGENT]
-        self.assertEqual((member.name, member.status_text, member.paused), ("Agent One", "NOT_INUSE", False))
+        self.assertEqual(
+            (member.name, member.status_text, member.paused), ("Agent One", "NOT_INUSE", False)
+        )
         self.assertEqual(q.available, 1)
         self.assertEqual(q.as_dict()["members"][AGENT]["name"], "Agent One")
 
     def test_member_events_use_the_other_spelling(self) -> None:
         """QueueMemberPause (MemberName/Interface) updates the member the row made."""
-        self.session.send(member_event("QueueMemberPause", AGENT, Paused="1", PausedReason="lunch"))
+        self.session.send(
+            member_event("QueueMemberPause", AGENT, Paused="1", PausedReason="lunch")
+        )
         member = self.queue.members[AGENT]
         self.assertTrue(member.paused)
         self.assertEqual(member.paused_reason, "lunch")
-        ((queue, updated, fields),) = self.log.of("queue_member_updated")
+        ((_queue, updated, fields),) = self.log.of("queue_member_updated")
         self.assertIs(updated, member)
         self.assertEqual(fields, {"paused", "paused_reason", "ring_in_use"})
         self.assertEqual(self.queue.available, 0)
@@ -143,7 +149,9 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(self.queue.calls, 3)
         self.log.clear()
         self.leave(a)
-        self.assertEqual([(e.uniqueid, e.position) for e in self.queue.entries], [("5.3", 1), ("5.2", 2)])
+        self.assertEqual(
+            [(e.uniqueid, e.position) for e in self.queue.entries], [("5.3", 1), ("5.2", 2)]
+        )
         moved = sorted(e.uniqueid for _, e, f in self.log.of("queue_entry_updated"))
         self.assertEqual(moved, ["5.2", "5.3"])
         self.assertEqual([r for _, _, r in self.log.of("queue_entry_left")], ["left"])
@@ -167,11 +175,21 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(self.queue.entries, [])
 
     def test_counters_follow_app_queue(self) -> None:
-        """AgentConnect and AgentComplete move hold time, talk time and completed as app_queue does."""
-        connect = [("Queue", "support"), ("Interface", AGENT), ("HoldTime", "12"), ("RingTime", "2")]
+        """AgentConnect and AgentComplete move hold/talk time and completed as app_queue does."""
+        connect = [
+            ("Queue", "support"),
+            ("Interface", AGENT),
+            ("HoldTime", "12"),
+            ("RingTime", "2"),
+        ]
         self.session.send(wire("AgentConnect", connect))
         self.assertEqual(self.queue.holdtime, (3 * 8 + 12) >> 2)
-        complete = [("Queue", "support"), ("Interface", AGENT), ("HoldTime", "12"), ("TalkTime", "60")]
+        complete = [
+            ("Queue", "support"),
+            ("Interface", AGENT),
+            ("HoldTime", "12"),
+            ("TalkTime", "60"),
+        ]
         self.session.send(wire("AgentComplete", complete))
         self.assertEqual(self.queue.completed, 11)
         self.assertEqual(self.queue.talktime, (3 * 40 + 60) >> 2)
@@ -183,23 +201,38 @@ class QueueTests(SynchronousTestCase):
         """With nothing completed or abandoned yet, the first call's times are the averages."""
         q = self.queue
         q.completed = q.abandoned = 0
-        self.session.send(wire("AgentConnect", [("Queue", "support"), ("Interface", AGENT), ("HoldTime", "5")]))
-        self.session.send(wire("AgentComplete", [("Queue", "support"), ("Interface", AGENT), ("TalkTime", "33")]))
+        self.session.send(
+            wire("AgentConnect", [("Queue", "support"), ("Interface", AGENT), ("HoldTime", "5")])
+        )
+        self.session.send(
+            wire("AgentComplete", [("Queue", "support"), ("Interface", AGENT), ("TalkTime", "33")])
+        )
         self.assertEqual((q.holdtime, q.talktime, q.completed), (5, 33, 1))
 
     def test_percentages_that_are_not_numbers(self) -> None:
         """A QueueParams row with nan or inf percentages is still applied, those two skipped."""
-        params = [(k, "nan" if k == "ServicelevelPerf" else "inf" if k == "ServicelevelPerf2" else v) for k, v in PARAMS]
-        self.session.data.queue_rows = [("QueueParams", [*params[:6], ("Completed", "11"), *params[7:]])]
+        params = [
+            (k, "nan" if k == "ServicelevelPerf" else "inf" if k == "ServicelevelPerf2" else v)
+            for k, v in PARAMS
+        ]
+        self.session.data.queue_rows = [
+            ("QueueParams", [*params[:6], ("Completed", "11"), *params[7:]])
+        ]
         self.state._sync.refresh_queue("support")
         self.session.answer()
         self.assertEqual(self.queue.completed, 11)
-        self.assertEqual((self.queue.service_level_perf, self.queue.service_level_perf2), (80.0, 75.0))
+        self.assertEqual(
+            (self.queue.service_level_perf, self.queue.service_level_perf2), (80.0, 75.0)
+        )
 
     def test_unknown_queue_is_read(self) -> None:
         """An event naming an unknown queue creates it and reads its QueueStatus once."""
-        self.session.send(wire("QueueMemberStatus", [("Queue", "sales"), ("Interface", "PJSIP/9")]))
-        self.session.send(wire("QueueMemberStatus", [("Queue", "sales"), ("Interface", "PJSIP/9")]))
+        self.session.send(
+            wire("QueueMemberStatus", [("Queue", "sales"), ("Interface", "PJSIP/9")])
+        )
+        self.session.send(
+            wire("QueueMemberStatus", [("Queue", "sales"), ("Interface", "PJSIP/9")])
+        )
         self.assertIn("sales", self.state.queues)
         asked = [a for a in self.session.answer() if a.name == "QueueStatus"]
         self.assertEqual([a.get("Queue") for a in asked], ["sales"])

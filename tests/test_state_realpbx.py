@@ -8,6 +8,7 @@ stops) an Asterisk restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from tests.realpbx import SKIP, USERS, address, connect_user, unique_tag, wait_for, with_timeout
+from tests.realpbx import SKIP, USERS, connect_user, unique_tag, wait_for, with_timeout
 from tests.statefake import Log
 from tests.statescenarios import SCENARIOS, Ctx
 from txami import AMIError, OriginateError, PBXState, connect
@@ -156,6 +157,7 @@ class DroppedConnectionTests(StateTestCase):
         await self.state.start()
         await ctx.originate("1000")
         await ctx.originate("1010")
+
         def sizes() -> list[int]:
             return sorted(Counter(c.call for c in ctx.channels()).values())
 
@@ -167,10 +169,8 @@ class DroppedConnectionTests(StateTestCase):
         calls = {c.call for c in survivors.values()}
         self.log.clear()
         self.state._session_protocol.transport.abortConnection()
-        try:
+        with contextlib.suppress(AMIError):
             await self.driver.hangup(short_members[0].name)  # its Local half goes with it
-        except AMIError:
-            pass
         await with_timeout(reactor, self.state.when_synced(), 20, "the re-sync")
         gone = sorted((c.uniqueid, why) for c, why in self.log.of("channel_gone"))
         self.assertEqual(gone, sorted((c.uniqueid, GONE_DISCONNECTED) for c in short_members))
@@ -216,7 +216,11 @@ class RestartTests(TestCase):
         """Everything known before the restart ends 'asterisk restarted', reused ids too."""
         self.root = tempfile.mkdtemp(prefix="txami-state-")
         self.addCleanup(shutil.rmtree, self.root, True)
-        self.port, self.tls_port, self.iax_port = _free_port(), _free_port(), _free_port(socket.SOCK_DGRAM)
+        self.port, self.tls_port, self.iax_port = (
+            _free_port(),
+            _free_port(),
+            _free_port(socket.SOCK_DGRAM),
+        )
         await self.server("start")
         self.addCleanup(self.server, "stop")
         factory = await connect(
@@ -257,7 +261,12 @@ class RestartTests(TestCase):
         os.kill(pid, signal.SIGKILL)
         await wait_for(reactor, lambda: not state.synced, what="the connection lost")
         await self.server("start")
-        await wait_for(reactor, lambda: state.synced and before.hangup_cause is not None, timeout=30, what="the re-sync")
+        await wait_for(
+            reactor,
+            lambda: state.synced and before.hangup_cause is not None,
+            timeout=30,
+            what="the re-sync",
+        )
         await call()
         after = state.channels["txami-restart-1"]
         self.assertIsNot(after, before)

@@ -113,7 +113,9 @@ class ReplayTests(SynchronousTestCase):
             replay.run()
             self.assertEqual(replay.recorder.of("call_merged"), [], name)
             log = replay.recorder.calls
-            first_gone = next(i for i, (method, _, _) in enumerate(log) if method == "channel_gone")
+            first_gone = next(
+                i for i, (method, _, _) in enumerate(log) if method == "channel_gone"
+            )
             started = [key for method, key, _ in log[:first_gone] if method == "call_new"]
             self.assertEqual(len(started), calls, name)
 

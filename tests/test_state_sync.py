@@ -27,9 +27,7 @@ from txami.state.sync import GONE_DISCONNECTED, GONE_NOT_LISTED, GONE_RESTART
 def pair(data: PBXData, n: int, bridge: str = "") -> tuple[Chan, Chan]:
     """A Local channel pair, n;1 and n;2, known to the scripted server."""
     one = data.add(Chan(f"100.{n}", f"Local/1000@txami-test-{n:08x};1", bridge=bridge))
-    two = data.add(
-        Chan(f"100.{n + 1}", f"Local/1000@txami-test-{n:08x};2", linkedid=one.uniqueid)
-    )
+    two = data.add(Chan(f"100.{n + 1}", f"Local/1000@txami-test-{n:08x};2", linkedid=one.uniqueid))
     return one, two
 
 
@@ -49,7 +47,9 @@ class FirstSyncTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(session.started), state)
         self.assertTrue(state.synced)
         self.assertEqual(sorted(state.channels), ["100.1", "100.2", "100.9"])
-        self.assertEqual([ch.uniqueid for ch in state.bridges["br-1"].channels], ["100.1", "100.9"])
+        self.assertEqual(
+            [ch.uniqueid for ch in state.bridges["br-1"].channels], ["100.1", "100.9"]
+        )
         (call,) = state.calls.values()
         self.assertEqual(sorted(ch.uniqueid for ch in call.channels), ["100.1", "100.2", "100.9"])
         self.assertEqual(state.devices["Custom:x"].state, "INUSE")
@@ -120,7 +120,7 @@ class FirstSyncTests(SynchronousTestCase):
     def test_assigned_channel_id_recurs(self) -> None:
         """A Newchannel may reuse a hung-up Uniqueid (Originate's ChannelId): a new channel."""
         session = BareSession()
-        state, log = session.state()
+        state, _log = session.state()
         chan = Chan("my-id", "Local/1000@txami-test-00000001;1")
         session.send(channel_event("Newchannel", chan))
         first = state.channels["my-id"]
@@ -232,7 +232,7 @@ class ReconnectTests(SynchronousTestCase):
         self.started = self.state.start()
 
     def connect(self, booted_at: float | None = None) -> None:
-        """A new connection: login (and FullyBooted, if Asterisk booted at that time), then the sync."""
+        """A new connection: login (and FullyBooted if Asterisk booted at that time), then sync."""
         server = self.harness.establish()
         from tests.factory_harness import BANNER
 
@@ -478,7 +478,9 @@ class LimitTests(SynchronousTestCase):
 
     def test_refused_lists(self) -> None:
         """A refused list names what cannot be synced; the rest of the sync goes on."""
-        data = PBXData(refuse={"CoreShowChannels": "Permission denied", "QueueStatus": "Permission denied"})
+        data = PBXData(
+            refuse={"CoreShowChannels": "Permission denied", "QueueStatus": "Permission denied"}
+        )
         session = BareSession(data)
         state, _ = session.state()
         self.assertTrue(state.synced)
@@ -578,7 +580,8 @@ class WaiterTests(SynchronousTestCase):
         self._cancel_on_failure(answered, hung_up)
         later = Chan("9.1", "PJSIP/100-0000000a")
         self.session.send(
-            channel_event("Hangup", self.chan, ("Cause", "16")) + channel_event("Newchannel", later)
+            channel_event("Hangup", self.chan, ("Cause", "16"))
+            + channel_event("Newchannel", later)
         )
         self.failureResultOf(answered, ObjectGone)
         self.failureResultOf(hung_up, CancelledError)

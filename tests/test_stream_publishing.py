@@ -270,7 +270,7 @@ class FakeEngine:
         """The connection drops after Redis applied ``applied`` of the pending entries."""
         self.connected = False
         done, self.pending = self.pending, []
-        for index, (pbx, entry, epoch, d) in enumerate(done):
+        for index, (pbx, entry, epoch, _d) in enumerate(done):
             if index < applied:
                 self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
         assert self.listener is not None

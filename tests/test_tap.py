@@ -12,8 +12,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.certs import TLS_SKIP, make_pki
 import txami.daemon.options
+from tests.certs import TLS_SKIP, make_pki
 from txami.daemon.eventlog import EventLog
 from txami.daemon.options import build_service
 from txami.daemon.service import AMIClientService, BridgeService, HTTPService, PBXSession
@@ -111,9 +111,7 @@ class ConnectionOptionTests(OptionsTestCase):
         """--events takes on, off or a comma list of classes, and nothing else."""
         for mask in ["on", "off", "call", "call,system,user"]:
             self.assertEqual(self.parse("-u", "a", "--events", mask)["events"], mask)
-        self.refused(
-            "--events must be one line", "-u", "a", "--events", "on\r\nAction: Logoff"
-        )
+        self.refused("--events must be one line", "-u", "a", "--events", "on\r\nAction: Logoff")
         for mask in ["call, system", "call,", ""]:
             self.refused(
                 f"--events must be on, off or classes such as call,system, not {mask!r}",

@@ -88,7 +88,7 @@ class QueueModelTests(Model):
         self.assertEqual(self.pbx.queues["support"].abandoned, 0)
 
     def test_counters_after_a_call(self) -> None:
-        """A 3 s wait and a 10 s talk: completed, hold and talk times (the first call's own), calls taken."""
+        """A 3 s wait, a 10 s talk: completed, hold/talk times (the first call's), calls taken."""
         self.pause_all()
         caller = self.pbx.incoming_call("600", caller_id="203")
         self.clock.advance(3)
@@ -422,7 +422,7 @@ class ActionErrorTests(SynchronousTestCase):
         )
 
     def test_queue_service_level(self) -> None:
-        """QueueStatus's ServicelevelPerf counts calls answered in time, Perf2 abandoned ones too."""
+        """QueueStatus's ServicelevelPerf counts calls answered in time; Perf2 abandoned too."""
         pbx = self.fake.pbx
         pbx.queues["support"].service_level = 5
         for member in ("Local/1000@txami-test/n", "Local/1001@txami-test/n"):
@@ -443,10 +443,12 @@ class ActionErrorTests(SynchronousTestCase):
         self.assertEqual(
             (params["Completed"], params["Abandoned"], params["ServiceLevel"]), ("2", "1", "5")
         )
-        self.assertEqual((params["ServicelevelPerf"], params["ServicelevelPerf2"]), ("50.0", "33.3"))
+        self.assertEqual(
+            (params["ServicelevelPerf"], params["ServicelevelPerf2"]), ("50.0", "33.3")
+        )
 
     def test_park_a_conference_member(self) -> None:
-        """Park of a ConfBridge member fails after the lot's bridge is made; the conference goes on."""
+        """Park of a ConfBridge member fails once the lot's bridge exists; the conference stays."""
         # As the real Asterisk 20.20.1 answered (ConfBridge's bridge is masquerade-only).
         pbx = self.fake.pbx
         first = pbx.call("680", caller_id="300", application="Wait", data="60")

@@ -18,10 +18,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from txami.daemon.hub import EventHub
-from txami.message import Message, new_action_id
 from txami.daemon.metrics import Metrics
-from txami.protocol import AMIProtocol
 from txami.daemon.web import EventStreamResource, make_resource, make_site
+from txami.message import Message, new_action_id
+from txami.protocol import AMIProtocol
 
 TOKEN = "s3cret-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -244,7 +244,9 @@ class CrossOriginTests(SynchronousTestCase):
         """A Host that is not loopback (DNS rebinding) is 403; loopback names are let in."""
         for host in ("evil.example:8088", "10.0.0.1", "127.0.0.1.evil.example", "[2001:db8::1]"):
             response = request(self.bridge.site, "GET", "/health", {"Host": host})
-            self.assertEqual((response.code, response.json()["error"]), (403, "foreign_host"), host)
+            self.assertEqual(
+                (response.code, response.json()["error"]), (403, "foreign_host"), host
+            )
         for host in ("127.0.0.1:8088", "localhost", "[::1]:8088", "127.1.2.3"):
             response = request(self.bridge.site, "GET", "/health", {"Host": host})
             self.assertEqual(response.code, 200, host)
