@@ -52,6 +52,19 @@ def _source_packages() -> set[str]:
     return found
 
 
+def _build(kind: str, source: str, dist: str) -> None:
+    """``python -m build --KIND`` of ``source`` into ``dist``, as pip would (no isolation)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", dist, source],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"the {kind} build failed:\n{result.stdout}\n{result.stderr}")
+
+
 def build_wheel() -> str:
     """Build the wheel (once) from a copy of the checkout; its path."""
     if "wheel" in _built:
@@ -76,15 +89,7 @@ def build_wheel() -> str:
     with open(os.path.join(source, "twisted", "plugins", "dropin.cache"), "wb") as f:
         f.write(b"stale")
     dist = os.path.join(work, "dist")
-    result = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, source],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"the wheel build failed:\n{result.stdout}\n{result.stderr}")
+    _build("wheel", source, dist)
     [wheel] = [n for n in os.listdir(dist) if n.endswith(".whl")]
     _built["work"] = work
     _built["wheel"] = os.path.join(dist, wheel)
@@ -266,15 +271,7 @@ class SdistTests(SynchronousTestCase):
         )
         shutil.copytree(ROOT, source, ignore=ignore)
         dist = os.path.join(work, "dist")
-        result = subprocess.run(
-            [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", dist, source],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"the sdist build failed:\n{result.stdout}\n{result.stderr}")
+        _build("sdist", source, dist)
         [name] = os.listdir(dist)
         with tarfile.open(os.path.join(dist, name)) as archive:
             shipped = {m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()}
