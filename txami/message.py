@@ -164,8 +164,9 @@ _Search = Callable[[str], "re.Match[str] | None"]
 #: `Message.get`'s searches by header name: ``(search, match, firsts)``, where
 #: ``search`` finds the header on a line after the first, ``match`` on the first,
 #: which can only hold it if it starts with one of ``firsts`` (the name's first
-#: character in both cases).  Both ignore ASCII case, and take the value up to the
-#: line's LF.
+#: character in both cases).  Both ignore ASCII case.  The value is group 1 if its
+#: line ends with CRLF (the CR left out), else group 2 (a bare LF or the text's end
+#: ends it): the regex does what would otherwise cost a few Python steps per call.
 _FINDERS: dict[str, tuple[_Search, _Search, str]] = {}
 
 
@@ -173,7 +174,7 @@ def _finders(name: str) -> tuple[_Search, _Search, str] | None:
     """`_FINDERS`' entry for ``name``; `None` for a name that is empty or not ASCII."""
     if not name or not name.isascii():
         return None
-    pattern = re.escape(name) + ": ?([^\n]*)"
+    pattern = re.escape(name) + ": ?(?:([^\n]*)\r\n|([^\n]*))"
     found = (
         re.compile("\n" + pattern, re.IGNORECASE | re.ASCII).search,
         re.compile(pattern, re.IGNORECASE | re.ASCII).match,
@@ -286,11 +287,8 @@ class Message:
         found = (text[0] in firsts and match(text)) or search(text)
         if found is None:
             return default
-        value: str = found[1]
-        # The line ends at its LF, less the CR before it (a CR ending the text stays).
-        if "\r" in value and value[-1] == "\r" and found.end() < len(text):
-            value = value[:-1]
-        return value
+        # Group 1 is `None` or, like group 2, maybe empty: "" if both are falsy.
+        return found[1] or found[2] or ""  # type: ignore[no-any-return]
 
     def _get_lowered(self, name: str, default: str | None) -> str | None:
         """`get` for text that is not ASCII, by a search in its lower-cased copy."""
