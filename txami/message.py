@@ -288,7 +288,7 @@ class Message:
         if found is None:
             return default
         # Group 1 is `None` or, like group 2, maybe empty: "" if both are falsy.
-        return found[1] or found[2] or ""  # type: ignore[no-any-return]
+        return found[1] or found[2] or ""
 
     def _get_lowered(self, name: str, default: str | None) -> str | None:
         """`get` for text that is not ASCII, by a search in its lower-cased copy."""
