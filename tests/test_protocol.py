@@ -1004,6 +1004,28 @@ class ActionIdTests(ProtocolTestCase):
         spec.loader.exec_module(copy)
         self.assertNotEqual(copy._ID_PREFIX, txami.message._ID_PREFIX)
 
+    def test_ping_writes_what_send_action_writes(self) -> None:
+        """ping()'s lean path writes, counts and times out exactly as send_action("Ping")."""
+        first = self.protocol.send_action("Ping")
+        second = self.protocol.ping()
+        blocks = action_blocks(self.transport.value())
+        ids = [block.split(b"ActionID: ")[1] for block in blocks]
+        self.assertEqual(blocks, [b"Action: Ping\r\nActionID: " + action_id for action_id in ids])
+        self.assertEqual(int(ids[1].split(b".")[1]), int(ids[0].split(b".")[1]) + 1)
+        self.assertEqual(self.protocol.actions_sent, 2)
+        self.clock.advance(self.protocol.timeout)
+        for d, action_id in zip((first, second), ids, strict=True):
+            self.assertEqual(
+                self.failureResultOf(d, ActionTimeout).value.action_id, action_id.decode()
+            )
+
+    def test_ping_while_closing(self) -> None:
+        """ping() on a transport that is closing fails at once with NotConnected."""
+        self.transport.loseConnection()
+        self.transport.clear()
+        self.failureResultOf(self.protocol.ping(), NotConnected)
+        self.assertEqual(self.transport.value(), b"")
+
     def test_given_action_id_goes_second(self) -> None:
         """An ActionID given among the headers is used and written right after Action."""
         self.protocol.send_action("Originate", [("Channel", "SIP/a"), ("actionid", "mine")])

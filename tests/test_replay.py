@@ -200,6 +200,7 @@ class Session:
             return send(name, pairs, *args, **kw)
 
         self.protocol._send = pinned  # type: ignore[method-assign]
+        self.protocol._send_bare = lambda name: pinned(name, [])  # type: ignore[method-assign]
 
     # --- receiving ---
 

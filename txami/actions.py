@@ -66,6 +66,10 @@ class AMIActions:
     ) -> Deferred[Message]:
         raise NotImplementedError
 
+    def _send_bare(self, name: str) -> Deferred[Message]:
+        """`_send` of an action without headers (`AMIProtocol` has a faster one)."""
+        return self._send(name, [])
+
     def _finish_raw(self, action_id: str) -> None:
         raise NotImplementedError
 
@@ -139,7 +143,7 @@ class AMIActions:
 
     def ping(self) -> Deferred[Message]:
         """Ping the server; fires with the ``Ping: Pong`` response."""
-        return self._send("Ping", [])
+        return self._send_bare("Ping")
 
     def originate(
         self,

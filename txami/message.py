@@ -111,7 +111,11 @@ def new_action_id() -> str:
     Asterisk broadcasts ``OriginateResponse`` with the originator's ActionID
     to every session, so ids must not collide across processes or connections.
     """
-    return _ID_HEAD + str(next(_id_counter))
+    return _next_action_id()
+
+
+#: `new_action_id` without the call: `next` of a chain of C iterators.
+_next_action_id: Callable[[], str] = map(_ID_HEAD.__add__, map(str, _id_counter)).__next__
 
 
 #: Header names that passed `encode_action`'s check (bounded: names come from code).

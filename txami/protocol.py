@@ -31,7 +31,6 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from txami import message as _message
 from txami.actions import EVENT, LISTING, RAW, RESPONSE, AMIActions
 from txami.compat import MODERN, AMIVersion, ServerRules, rules_for
 from txami.dispatch import EventDispatcher, EventHandler
@@ -46,12 +45,12 @@ from txami.errors import (
 )
 from txami.message import (
     _EMPTY,
-    _ID_HEAD,
     _UNKNOWN,
     Message,
     _check_safe,
     _from_pairs,
     _from_text,
+    _next_action_id,
     _parse_lines,
     encode_action,
 )
@@ -1149,7 +1148,7 @@ class AMIProtocol(AMIActions, LineReceiver):
                 self._forget(earlier)
             data = encode_action(name, action_id, pairs)
         else:
-            action_id = _ID_HEAD + str(next(_message._id_counter))  # new_action_id(), inline
+            action_id = _next_action_id()
             if pairs:
                 data = encode_action(name, action_id, pairs)
             else:
@@ -1200,6 +1199,45 @@ class AMIProtocol(AMIActions, LineReceiver):
             self._queue(entry, deadline)
         self.actions_sent += 1
         transport.write(data)
+        return deferred
+
+    def _send_bare(self, name: str) -> Deferred[Message]:
+        """
+        `_send` for an action without headers, with the default timeout and a
+        generated ActionID (``Ping``, ``Logoff``, ...): its common case with
+        none of the general checks; any other case goes to `_send`.
+        """
+        transport: Any = self.transport
+        if (
+            self._not_connected
+            or self._list_ends is not None
+            or transport is None
+            or transport.disconnecting
+        ):
+            return self._send(name, [])
+        head = _ACTION_HEADS.get(name) or _action_head(name)
+        action_id = _next_action_id()
+        deferred: Deferred[Message] = Deferred(self._canceller)
+        entry = _new(_Pending)
+        entry.action = name
+        entry.action_id = action_id
+        entry.deferred = deferred
+        entry.timeout = timeout = self.timeout
+        entry.mode = RESPONSE
+        entry.more = None
+        self._pending[action_id] = entry
+        now = self._seconds()
+        deadline = now + timeout
+        fifo = self._fifo
+        if not fifo or (deadline >= fifo[-1].deadline and len(fifo) < self._fifo_limit):
+            entry.deadline = deadline
+            fifo.append(entry)
+            if deadline < self._timer_at:
+                self._arm(deadline, now)
+        else:
+            self._queue(entry, deadline)
+        self.actions_sent += 1
+        transport.write(head + action_id.encode() + b"\r\n\r\n")
         return deferred
 
     def _finish_raw(self, action_id: str) -> None:
