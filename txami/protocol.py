@@ -437,92 +437,88 @@ class AMIProtocol(AMIActions, LineReceiver):
                 pending = self._pending
                 # What is left of ``parts`` is what `rest` has not yielded yet.
                 rest = iter(parts)
-                counted = 0  # added to events_received once the read is done
-                try:
-                    for part in rest:
-                        if part[:7] == b"Event: ":  # `lineReceived`'s event branch
+                for part in rest:
+                    if part[:7] == b"Event: ":  # `lineReceived`'s event branch
+                        try:
+                            text = part.decode()
+                        except UnicodeDecodeError:
+                            text = part.decode("utf-8", "surrogateescape")
+                        name = text.partition("\r\n")[0][7:]
+                        if "\n" in name:  # a bare LF, which Asterisk accepts too
+                            name = name[: name.find("\n")]
+                        event = _new(Message)  # _from_text(text, "event", name), inline
+                        event._text = text
+                        event._low = None
+                        event._pairs = None
+                        event._action_id = _UNKNOWN
+                        event.kind = "event"
+                        event.name = name
+                        event.events = _EMPTY
+                        event.list_complete = None
+                        self.events_received += 1
+                        if not self._claimers or not self._claim(event, name):
+                            # EventDispatcher.dispatch, inline.
                             try:
-                                text = part.decode()
-                            except UnicodeDecodeError:
-                                text = part.decode("utf-8", "surrogateescape")
-                            name = text.partition("\r\n")[0][7:]
-                            if "\n" in name:  # a bare LF, which Asterisk accepts too
-                                name = name[: name.find("\n")]
-                            event = _new(Message)  # _from_text(text, "event", name), inline
-                            event._text = text
-                            event._low = None
-                            event._pairs = None
-                            event._action_id = _UNKNOWN
-                            event.kind = "event"
-                            event.name = name
-                            event.events = _EMPTY
-                            event.list_complete = None
-                            counted += 1
-                            if not self._claimers or not self._claim(event, name):
-                                # EventDispatcher.dispatch, inline.
+                                handlers = cached[name]
+                            except KeyError:
+                                handlers = dispatcher.handlers_for(name)
+                            for handler in handlers:
                                 try:
-                                    handlers = cached[name]
-                                except KeyError:
-                                    handlers = dispatcher.handlers_for(name)
-                                for handler in handlers:
-                                    try:
-                                        result = handler(event)
-                                    except Exception:
-                                        dispatcher._raised(handler, name)
-                                    else:
-                                        if result is not None and isinstance(result, Deferred):
-                                            dispatcher._watch(result, handler, name)
-                        elif part[:29] == _SUCCESS_HEAD:
-                            # `_response_received`'s common case, inline: a success whose
-                            # ActionID, on the second line as Asterisk writes it, is that of
-                            # an action waiting for nothing more.
-                            try:
-                                text = part.decode()
-                            except UnicodeDecodeError:
-                                text = part.decode("utf-8", "surrogateescape")
-                            end = text.find("\r\n", 29)
-                            found = text[29:end] if end >= 0 else text[29:]
-                            entry = pending.get(found)
-                            if (
-                                entry is None
-                                or entry.mode != RESPONSE
-                                or entry.more is not None
-                                or "vent" in text  # maybe ``EventList: start``
-                            ):
-                                self._response_received(text)  # not a Follows: no body to read
-                            else:
-                                response = _new(Message)  # _from_text(text, "response", ...)
-                                response._text = text
-                                response._low = None
-                                response._pairs = None
-                                response._action_id = found
-                                response.kind = "response"
-                                response.name = "Success"
-                                response.events = _EMPTY
-                                response.list_complete = None
-                                del pending[found]
-                                fifo = self._fifo
-                                if fifo and fifo[0] is entry:
-                                    fifo.popleft()
+                                    result = handler(event)
+                                except Exception:
+                                    dispatcher._raised(handler, name)
                                 else:
-                                    entry.mode = _DONE  # its place in the FIFO is now stale
-                                entry.deferred.callback(response)
+                                    if result is not None and isinstance(result, Deferred):
+                                        dispatcher._watch(result, handler, name)
+                    elif part[:29] == _SUCCESS_HEAD:
+                        # `_response_received`'s common case, inline: a success whose
+                        # ActionID, on the second line as Asterisk writes it, is that of
+                        # an action waiting for nothing more.
+                        try:
+                            text = part.decode()
+                        except UnicodeDecodeError:
+                            text = part.decode("utf-8", "surrogateescape")
+                        end = text.find("\r\n", 29)
+                        found = text[29:end] if end >= 0 else text[29:]
+                        entry = pending.get(found)
+                        if (
+                            entry is None
+                            or entry.mode != RESPONSE
+                            or entry.more is not None
+                            or "vent" in text  # maybe ``EventList: start``
+                        ):
+                            self._response_received(text)  # not a Follows: no body to read
                         else:
-                            if part.startswith(b"Response: "):
-                                self._response_received(part.decode("utf-8", "surrogateescape"))
+                            response = _new(Message)  # _from_text(text, "response", ...)
+                            response._text = text
+                            response._low = None
+                            response._pairs = None
+                            response._action_id = found
+                            response.kind = "response"
+                            response.name = "Success"
+                            response.events = _EMPTY
+                            response.list_complete = None
+                            del pending[found]
+                            fifo = self._fifo
+                            if fifo and fifo[0] is entry:
+                                fifo.popleft()
                             else:
-                                self._unusual_received(part.decode("utf-8", "surrogateescape"))
-                            if self._follows is not None and not self._stopped and not self.paused:
-                                # A pre-14 Command answer's body may hold blank lines: read
-                                # the rest message by message, through `lineReceived`.
-                                if self._read(list(rest), 0):
-                                    return
-                                break
-                        if self._stopped or self.paused or transport.disconnecting:
-                            self._keep(list(rest), 0)
-                            return
-                finally:
-                    self.events_received += counted
+                                entry.mode = _DONE  # its place in the FIFO is now stale
+                            entry.deferred.callback(response)
+                    else:
+                        if part.startswith(b"Response: "):
+                            self._response_received(part.decode("utf-8", "surrogateescape"))
+                        else:
+                            self._unusual_received(part.decode("utf-8", "surrogateescape"))
+                        if self._follows is not None and not self._stopped and not self.paused:
+                            # A pre-14 Command answer's body may hold blank lines: read
+                            # the rest message by message, through `lineReceived`.
+                            if self._read(list(rest), 0):
+                                return
+                            break
+                    if self._stopped or self.paused or transport.disconnecting:
+                        self._keep(list(rest), 0)
+                        return
         if tail and len(tail) > limit:
             # Up to 3 bytes may begin the blank line that ends a message of the full size.
             partial = next((k for k in (3, 2, 1) if tail.endswith(_DELIMITER[:k])), 0)
