@@ -61,7 +61,7 @@ class LoadTests(ConfigFileTestCase):
             + self.pbx("north")
             + f"[http]\nlisten = tcp:8088\ntoken-file = {self.token}\n\n"
             + "[redis]\nurl = redis://cache.example:6390/3\nprefix = pbxs\nmaxlen = 0\n"
-            + "window = 16\nactions = no\nconsumer = txami-a\n",
+            + "window = 16\nactions = no\nconsumer = txami-a\nclaim-idle = 0\n",
         )
         config = load_daemon_config(path)
         self.assertEqual(list(config.pbxs), ["east", "west", "north"])
@@ -74,6 +74,7 @@ class LoadTests(ConfigFileTestCase):
             ("cache.example", 6390, 3, "pbxs", 0, 16),
         )
         self.assertEqual((redis.actions, redis.consumer, redis.tls), (False, "txami-a", False))
+        self.assertEqual(redis.claim_idle, 0)
         self.assertNotIn("t0ken", repr(config))
 
     def test_redis_defaults(self) -> None:
@@ -91,6 +92,7 @@ class LoadTests(ConfigFileTestCase):
         )
         assert redis is not None
         self.assertTrue(redis.consumer.startswith("txami-"))
+        self.assertEqual((redis.guard_ttl, redis.claim_idle), (86400, 60))
 
     def test_redis_password_is_secret(self) -> None:
         """The password comes from its file and never shows in a repr."""
@@ -129,8 +131,8 @@ class ProblemTests(ConfigFileTestCase):
                 f"{path}:11: [redis] window must be a whole number of at least 1, not '0'",
                 f"{path}:13: [redis] total-buffer-events must be at least buffer-events",
                 f"{path}:14: [redis] unknown key 'colour' (known: actions, buffer-bytes, "
-                "buffer-events, consumer, group, guard-ttl, maxlen, password-file, prefix, "
-                "tls, tls-ca, total-buffer-bytes, total-buffer-events, url, window)",
+                "buffer-events, claim-idle, consumer, group, guard-ttl, maxlen, password-file, "
+                "prefix, tls, tls-ca, total-buffer-bytes, total-buffer-events, url, window)",
                 f"{path}:16: unknown section [smtp] (known: pbx:NAME, http, redis)",
             ],
         )

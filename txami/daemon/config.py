@@ -78,6 +78,7 @@ REDIS_DEFAULTS: Mapping[str, str | None] = {
     "group": "txami",
     "consumer": None,
     "guard-ttl": "86400",
+    "claim-idle": "60",
 }
 REDIS_KEYS = frozenset(REDIS_DEFAULTS)
 
@@ -86,6 +87,8 @@ _TCP_ENDPOINTS = frozenset({"tcp", "tcp6", "ssl"})
 _BOOLEANS = {"1": True, "yes": True, "true": True, "on": True}
 _BOOLEANS.update({"0": False, "no": False, "false": False, "off": False})
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
+#: The ``[redis]`` numbers for which 0 means "off".
+_MAY_BE_ZERO = frozenset({"maxlen", "claim-idle"})
 
 
 # --- validators shared by the file and the command line ------------------------------------------
@@ -232,6 +235,8 @@ class RedisConfig:
     consumer: str = field(default_factory=lambda: f"txami-{socket.gethostname()}")
     #: Seconds the side-effect guard of an action request lives.
     guard_ttl: int = 86_400
+    #: Seconds a request may stay pending with a consumer before another claims it (0: never).
+    claim_idle: int = 60
     source: str = ""
 
     def tls_options(self) -> Any:
@@ -362,7 +367,7 @@ def _redis(section: Section, problems: list[str]) -> RedisConfig | None:
     if consumer is not None and not _PREFIX.match(consumer):
         check.bad("consumer", f"consumer must be 1-64 letters, digits or _.:-, not {consumer!r}")
     numbers = {
-        key: check.number(key, d[key] or "1", minimum=0 if key == "maxlen" else 1)
+        key: check.number(key, d[key] or "1", minimum=0 if key in _MAY_BE_ZERO else 1)
         for key in (
             "maxlen",
             "window",
@@ -371,6 +376,7 @@ def _redis(section: Section, problems: list[str]) -> RedisConfig | None:
             "total-buffer-events",
             "total-buffer-bytes",
             "guard-ttl",
+            "claim-idle",
         )
     }
     if numbers["total-buffer-events"] < numbers["buffer-events"]:
@@ -399,6 +405,7 @@ def _redis(section: Section, problems: list[str]) -> RedisConfig | None:
         actions=actions,
         group=group,
         guard_ttl=numbers["guard-ttl"],
+        claim_idle=numbers["claim-idle"],
         source=section.where(),
         **extra,
     )
