@@ -1,6 +1,7 @@
 """
 Tests for txami.daemon.actionconsumer: requests read from Redis, the side-effect guard,
-the replies and acknowledgements, against fake Redis connections and a fake PBX session.
+the replies and acknowledgements (one transaction), the claiming of abandoned requests,
+against fake Redis connections and a fake PBX session.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from txami.errors import ActionTimeout, ConnectionLost
 from txami.message import Message
 
 KEY = "txami:{east}:actions"
+GUARD = "txami:{east}:guard:r1"
 #: The headers of an asynchronous Originate (a synchronous one is refused).
 ASYNC = '{"Async": "true"}'
 
@@ -51,6 +53,14 @@ class FakeConnection:
     def commands(self) -> list[str]:
         return [args[0] for args, _ in self.calls]
 
+    def take_transaction(self) -> list[tuple[tuple[Any, ...], Deferred[Any]]]:
+        """The oldest MULTI .. EXEC run of calls (removed); nothing else came between them."""
+        start = self.commands().index("MULTI")
+        end = self.commands().index("EXEC", start)
+        calls = self.calls[start : end + 1]
+        del self.calls[start : end + 1]
+        return calls
+
 
 class FakeFactory:
     def __init__(self) -> None:
@@ -68,7 +78,7 @@ class FakeSession:
         self.metrics = Metrics(pbx="east")
 
 
-class ConsumerTests(SynchronousTestCase):
+class ConsumerTestCase(SynchronousTestCase):
     """One PBX, east; its request stream read by a consumer on a Clock."""
 
     def setUp(self) -> None:
@@ -89,11 +99,26 @@ class ConsumerTests(SynchronousTestCase):
         args, d = self.reader.take("XGROUP")
         self.assertEqual(args, ("XGROUP", "CREATE", KEY, "txami", "0", "MKSTREAM"))
         d.errback(RedisError("BUSYGROUP Consumer Group name already exists"))
+        self.claim(self.reader, ["0-0", [], []])
+        self.pending([])
+
+    def claim(self, connection: FakeConnection, reply: Any, cursor: str = "0-0") -> None:
+        """Answer the XAUTOCLAIM (requests idle for 60 s) on ``connection`` with ``reply``."""
+        args, d = connection.take("XAUTOCLAIM")
+        self.assertEqual(
+            args,
+            ("XAUTOCLAIM", KEY, "txami", "c1", "60000", cursor, "COUNT", "64", "JUSTID"),
+        )
+        d.callback(reply)
+
+    def pending(self, entries: list[Any], cursor: str = "0", count: int = 64) -> None:
+        """Answer the read of this consumer's pending requests from ``cursor``."""
         args, d = self.reader.take("XREADGROUP")
         self.assertEqual(
-            args, ("XREADGROUP", "GROUP", "txami", "c1", "COUNT", "64", "STREAMS", KEY, "0")
+            args,
+            ("XREADGROUP", "GROUP", "txami", "c1", "COUNT", str(count), "STREAMS", KEY, cursor),
         )
-        d.callback([[KEY, []]])
+        d.callback([[KEY, entries]])
 
     def read(self, *entries: tuple[str, dict[str, str]]) -> None:
         """Answer the blocking read with ``entries``."""
@@ -117,37 +142,76 @@ class ConsumerTests(SynchronousTestCase):
         fields.update(more)
         return fields
 
-    def reply(self) -> tuple[str, dict[str, Any]]:
-        """The reply added (answered), then the XACK (answered); returns (outcome, json)."""
-        args, d = self.writer.take("XADD")
-        self.assertEqual(args[:8], ("XADD", "replies", "MAXLEN", "~", "10000", "*", "id", "r1"))
-        d.callback("1-1")
-        ack, d = self.writer.take("XACK")
-        self.assertEqual(ack, ("XACK", KEY, "txami", "5-0"))
-        d.callback(1)
-        return args[9], json.loads(args[11])
+    def reply(self, guard: bool = False, entry: str = "5-0") -> tuple[str, dict[str, Any]]:
+        """
+        The reply's transaction, answered: MULTI, XADD, the guard set ``replied``
+        (if ``guard``), XACK, EXEC.  Returns the reply's (outcome, json).
+        """
+        calls = self.writer.take_transaction()
+        commands = [args for args, _ in calls]
+        self.assertEqual(
+            [args[0] for args in commands],
+            ["MULTI", "XADD", *(["SET"] if guard else []), "XACK", "EXEC"],
+        )
+        xadd = commands[1]
+        self.assertEqual(xadd[:8], ("XADD", "replies", "MAXLEN", "~", "10000", "*", "id", "r1"))
+        if guard:
+            self.assertEqual(commands[2], ("SET", GUARD, f"replied {entry}", "EX", "60"))
+        self.assertEqual(commands[-2], ("XACK", KEY, "txami", entry))
+        for index, (_, d) in enumerate(calls[:-1]):
+            d.callback("OK" if index == 0 else "QUEUED")
+        calls[-1][1].callback(["1-1", *(["OK"] if guard else []), 1])
+        return xadd[9], json.loads(xadd[11])
+
+
+class ConsumerTests(ConsumerTestCase):
+    """Requests, their guard, replies and acknowledgements."""
 
     def test_side_effect_action_round_trip(self) -> None:
         """An Originate is guarded with SET NX, sent, answered ok, then acknowledged."""
         self.read(("5-0", self.request("Originate", '{"Channel": "PJSIP/100", "Async": true}')))
         args, d = self.writer.take("SET")
-        self.assertEqual(args, ("SET", "txami:{east}:guard:r1", "1", "NX", "EX", "60"))
+        self.assertEqual(args, ("SET", GUARD, "sent 5-0", "NX", "EX", "60"))
         d.callback("OK")
         [(name, headers, sent)] = self.session.factory.sent
         self.assertEqual((name, headers), ("Originate", {"Channel": "PJSIP/100", "Async": True}))
         sent.callback(Message([("Response", "Success"), ("Message", "Originate queued")]))
-        outcome, body = self.reply()
+        outcome, body = self.reply(guard=True)
         self.assertEqual((outcome, body["response"]["Message"]), ("ok", "Originate queued"))
         self.assertEqual(self.session.metrics.redis_actions_by_outcome(), {("Originate", "ok"): 1})
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def redelivered(self, guard: str | None) -> None:
+        """Deliver an Originate whose guard is already set, reading ``guard``."""
+        self.read(("5-0", self.request("Originate", ASYNC)))
+        self.writer.take("SET")[1].callback(None)
+        args, d = self.writer.take("GET")
+        self.assertEqual(args, ("GET", GUARD))
+        d.callback(guard)
+        self.assertEqual(self.session.factory.sent, [])
 
     def test_redelivered_side_effect_action_is_unknown(self) -> None:
-        """A request whose guard exists is answered unknown and never sent."""
-        self.read(("5-0", self.request("Originate", ASYNC)))
-        _, d = self.writer.take("SET")
-        d.callback(None)
-        self.assertEqual(self.session.factory.sent, [])
-        outcome, body = self.reply()
+        """A sent but unanswered request comes back: unknown, never sent, guard marked replied."""
+        self.redelivered("sent 5-0")
+        outcome, body = self.reply(guard=True)
         self.assertEqual((outcome, body["error"]), ("unknown", "redelivered"))
+
+    def test_request_id_of_another_entry_is_unknown(self) -> None:
+        """A new entry reusing a guarded id is unknown, and leaves the other entry's guard."""
+        for guard in ("sent 4-0", "replied 4-0", None):
+            self.redelivered(guard)
+            outcome, body = self.reply(guard=False)
+            self.assertEqual((outcome, body["error"]), ("unknown", "redelivered"), guard)
+
+    def test_answered_request_is_not_answered_again(self) -> None:
+        """An entry whose guard reads replied (this entry) is acknowledged with no reply."""
+        self.redelivered("replied 5-0")
+        args, d = self.writer.take("XACK")
+        self.assertEqual(args, ("XACK", KEY, "txami", "5-0"))
+        d.callback(1)
+        self.assertEqual(self.writer.calls, [])
+        self.assertEqual(self.session.metrics.redis_actions_by_outcome(), {})
+        self.assertEqual(self.consumer.active, set())
 
     def test_read_only_action_is_not_guarded(self) -> None:
         """A Ping is sent without a guard (a redelivered one simply runs again)."""
@@ -216,7 +280,7 @@ class ConsumerTests(SynchronousTestCase):
             if action == "Originate":
                 self.writer.take("SET")[1].callback("OK")
             self.session.factory.sent.pop()[2].errback(Failure(error))  # type: ignore[no-untyped-call]
-            self.assertEqual(self.reply()[0], expected, action)
+            self.assertEqual(self.reply(guard=action == "Originate")[0], expected, action)
 
     def test_guard_unreachable_leaves_the_request_pending(self) -> None:
         """If the guard cannot be set, nothing is sent, answered or acknowledged."""
@@ -232,9 +296,146 @@ class ConsumerTests(SynchronousTestCase):
         self.consumer.redis_lost()
         self.consumer.redis_ready(self.reader)  # type: ignore[arg-type]
         self.reader.take("XGROUP")[1].callback("OK")
-        args, d = self.reader.take("XREADGROUP")
-        self.assertEqual(args[-1], "0")
-        d.callback([[KEY, [["5-0", ["id", "r1", "action", "Ping"]]]]])
+        self.claim(self.reader, ["0-0", [], []])
+        self.pending([["5-0", ["id", "r1", "action", "Ping"]]], count=63)
         self.assertEqual(len(self.session.factory.sent), 1)
-        args, d = self.reader.take("XREADGROUP")
-        self.assertEqual(args[-1], "5-0")
+        self.assertEqual(self.reader.take("XREADGROUP")[0][-1], "5-0")
+
+    def test_reply_not_written_leaves_the_request_pending(self) -> None:
+        """A transaction that did not run (Redis gone) neither answers nor acknowledges."""
+        self.read(("5-0", self.request("Ping")))
+        self.session.factory.sent.pop()[2].callback(Message([("Response", "Success")]))
+        calls = self.writer.take_transaction()
+        self.assertEqual([args[0] for args, _ in calls], ["MULTI", "XADD", "XACK", "EXEC"])
+        for _, d in calls:
+            d.errback(RedisNotConnected("gone"))
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def test_reply_to_not_a_stream(self) -> None:
+        """A reply Redis refused inside the transaction is logged; the request stays acked."""
+        self.read(("5-0", self.request("Ping")))
+        self.session.factory.sent.pop()[2].callback(Message([("Response", "Success")]))
+        calls = self.writer.take_transaction()
+        for _, d in calls[:-1]:
+            d.callback("QUEUED")
+        calls[-1][1].callback([RedisError("WRONGTYPE not a stream"), 1])
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+
+class ClaimTests(ConsumerTestCase):
+    """Requests left pending by other consumers, claimed at start and every 30 s."""
+
+    def test_claimed_at_start_in_pages(self) -> None:
+        """The start-up claim pages on its cursor; the pending read then reads what it got."""
+        self.reader.take("XREADGROUP")  # lost with the connection
+        self.consumer.redis_lost()
+        self.consumer.redis_ready(self.reader)  # type: ignore[arg-type]
+        self.reader.take("XGROUP")[1].callback("OK")
+        self.claim(self.reader, ["7-0", ["3-0", "4-0"], []])
+        self.claim(self.reader, ["0-0", ["8-0"], ["6-0"]], cursor="7-0")
+        self.assertEqual(self.consumer.claimed, 3)
+        ping = ["id", "r1", "action", "Ping", "reply_to", "replies"]
+        self.pending([["3-0", ping], ["4-0", None]])
+        # A claimed entry deleted meanwhile (Redis < 7 claims those) is only acknowledged.
+        self.assertEqual(self.writer.take("XACK")[0], ("XACK", KEY, "txami", "4-0"))
+        self.assertEqual(len(self.session.factory.sent), 1)
+        self.pending([], cursor="4-0", count=63)
+        self.assertEqual(self.reader.take("XREADGROUP")[0][-1], ">")
+
+    def test_claimed_every_half_claim_idle(self) -> None:
+        """Every 30 s the writer claims; the blocked read returns, then pending ones are read."""
+        self.clock.advance(29.0)
+        self.assertNotIn("XAUTOCLAIM", self.writer.commands())
+        self.clock.advance(1.0)
+        self.claim(self.writer, ["0-0", ["3-0"], []])
+        # The blocking read returns a new request: handled, then the claimed ones are read.
+        self.read(("9-0", self.request("Ping")))
+        self.pending([["3-0", ["id", "r2", "action", "Ping", "reply_to", "replies"]]], count=63)
+        self.assertEqual([name for name, _, _ in self.session.factory.sent], ["Ping", "Ping"])
+        self.pending([], cursor="3-0", count=62)
+        self.assertEqual(self.reader.take("XREADGROUP")[0][-1], ">")
+
+    def test_running_requests_are_touched(self) -> None:
+        """A round first resets the idle time of the requests running here, then claims."""
+        self.read(("5-0", self.request("Ping")), ("6-0", self.request("Ping")))
+        self.clock.advance(30.0)
+        args, d = self.writer.take("XCLAIM")
+        self.assertEqual(args, ("XCLAIM", KEY, "txami", "c1", "0", "5-0", "6-0", "JUSTID"))
+        self.assertNotIn("XAUTOCLAIM", self.writer.commands())
+        d.callback(["5-0", "6-0"])
+        self.claim(self.writer, ["0-0", [], []])
+        # Nothing claimed: the next read stays a blocking one.
+        self.read()
+        self.assertEqual(self.reader.take("XREADGROUP")[0][6:8], ("BLOCK", "5000"))
+
+    def test_claim_during_a_pending_read_reads_again(self) -> None:
+        """Requests claimed while pending ones are being read are read by a second pass."""
+        self.read(("5-0", self.request("Ping")))
+        self.reader.take("XREADGROUP")  # lost with the connection
+        self.consumer.redis_lost()
+        self.consumer.redis_ready(self.reader)  # type: ignore[arg-type]
+        self.reader.take("XGROUP")[1].callback("OK")
+        self.claim(self.reader, ["0-0", [], []])
+        self.clock.advance(30.0)
+        self.writer.take("XCLAIM")[1].callback(["5-0"])
+        self.claim(self.writer, ["0-0", ["2-0"], []])
+        self.pending([], count=63)
+        self.pending([["2-0", ["id", "r2", "action", "Ping", "reply_to", "replies"]]], count=63)
+        self.assertEqual(len(self.session.factory.sent), 2)
+
+    def test_one_round_at_a_time(self) -> None:
+        """A round still waiting for Redis holds the next one back."""
+        self.clock.advance(30.0)
+        self.clock.advance(30.0)
+        self.assertEqual(self.writer.commands(), ["XAUTOCLAIM"])
+        self.claim(self.writer, ["0-0", [], []])
+        self.clock.advance(30.0)
+        self.assertEqual(self.writer.commands(), ["XAUTOCLAIM"])
+
+    def test_claim_failure_is_not_fatal(self) -> None:
+        """A refused claim is logged and the next round tries again."""
+        self.clock.advance(30.0)
+        self.writer.take("XAUTOCLAIM")[1].errback(RedisError("LOADING"))
+        self.clock.advance(30.0)
+        self.assertEqual(self.writer.commands(), ["XAUTOCLAIM"])
+
+    def test_redis_without_xautoclaim(self) -> None:
+        """A Redis before 6.2 refuses XAUTOCLAIM: claiming stops, reading goes on."""
+        self.clock.advance(30.0)
+        self.writer.take("XAUTOCLAIM")[1].errback(
+            RedisError("unknown command 'XAUTOCLAIM', with args beginning with: ")
+        )
+        self.clock.advance(300.0)
+        self.assertEqual(self.writer.calls, [])
+        self.read(("5-0", self.request("Ping")))
+        self.assertEqual(len(self.session.factory.sent), 1)
+
+    def test_no_round_while_redis_is_down(self) -> None:
+        """With the writer disconnected no round starts."""
+        self.writer.connected = False
+        self.clock.advance(60.0)
+        self.assertEqual(self.writer.calls, [])
+
+    def test_stopped(self) -> None:
+        """Stopping the consumer stops its rounds."""
+        self.consumer.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ClaimOffTests(SynchronousTestCase):
+    """``claim-idle = 0``: nothing is ever claimed."""
+
+    def test_off(self) -> None:
+        """No XAUTOCLAIM at start, none later, and no timer."""
+        clock, reader, writer = Clock(), FakeConnection(), FakeConnection()
+        consumer = ActionConsumer(
+            clock,
+            reader,  # type: ignore[arg-type]
+            writer,  # type: ignore[arg-type]
+            {"east": FakeSession()},  # type: ignore[dict-item]
+            RedisConfig(consumer="c1", claim_idle=0),
+        )
+        consumer.startService()
+        reader.take("XGROUP")[1].callback("OK")
+        self.assertEqual(reader.commands(), ["XREADGROUP"])
+        self.assertEqual(clock.getDelayedCalls(), [])

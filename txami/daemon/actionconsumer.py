@@ -24,11 +24,26 @@ request is acknowledged (``XACK``).
 
 A request that was delivered but not acknowledged (the daemon was killed, or
 Redis went away) is delivered again when the daemon reads its pending
-entries at the next start.  An action with side effects must not run twice:
-before sending it, the daemon sets ``<prefix>:{NAME}:guard:<id>`` with
-``SET NX``; a request whose guard already exists is answered ``unknown``
-and not sent.  Read-only actions (`READ_ONLY_ACTIONS`) are not guarded:
-they are simply run again.
+entries, at start and after each reconnection.  Those of another consumer
+name (a daemon that died and came back under another name, or that never
+came back) are claimed: at start and every ``claim_idle / 2`` seconds,
+``XAUTOCLAIM ... JUSTID`` makes the requests pending for longer than
+``[redis] claim-idle`` seconds this consumer's own, and the same pending read
+then reads them.  The requests running here are touched first in each round
+(``XCLAIM ... JUSTID`` resets their idle time), so that no other daemon
+claims them while they run.
+
+An action with side effects must not run twice: before sending it, the
+daemon sets ``<prefix>:{NAME}:guard:<id>`` to ``sent <entry>`` with ``SET
+NX``.  A request whose guard already exists is not sent: it is answered
+``unknown``, unless the guard reads ``replied <entry>`` for this very entry
+(it was answered already): then it is only acknowledged.  Read-only actions
+(`READ_ONLY_ACTIONS`) are not guarded: they are simply run again.
+
+The reply, the guard's ``replied`` and the acknowledgement are one
+``MULTI``/``EXEC`` transaction, so Redis applies all of them or none: a
+daemon killed at any point leaves a request either unanswered and pending,
+or answered and acknowledged, never answered and pending.
 """
 
 from __future__ import annotations
@@ -37,8 +52,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -106,6 +122,32 @@ MAX_ACTION_TIMEOUT = 3600.0
 DEFAULT_ACTION_TIMEOUT = 30.0
 #: Replies kept in a reply stream (``MAXLEN ~``).
 REPLY_MAXLEN = "10000"
+#: ``XAUTOCLAIM`` pages (of ``count`` entries) claimed per stream in one round, at most.
+CLAIM_PAGES = 10
+
+#: The guard's values: set before the action is sent, and with its reply.
+_SENT = "sent "
+_REPLIED = "replied "
+#: `_run`'s result for a request answered before: acknowledge it, answer nothing.
+_ANSWERED: tuple[str, dict[str, Any]] = ("", {})
+
+
+class _Request:
+    """One request being handled: where it is, what it asks, where its reply goes."""
+
+    __slots__ = ("entry_id", "guard", "key", "name", "pbx", "reply_to", "request_id")
+
+    def __init__(
+        self, pbx: str, key: str, entry_id: str, request_id: str, reply_to: str, name: str
+    ) -> None:
+        self.pbx = pbx
+        self.key = key
+        self.entry_id = entry_id
+        self.request_id = request_id
+        self.reply_to = reply_to
+        self.name = name
+        #: The guard key this delivery holds (set it ``replied`` with the reply), if any.
+        self.guard: str | None = None
 
 
 class ActionConsumer(Service):
@@ -144,18 +186,33 @@ class ActionConsumer(Service):
         self._reading = False
         self._stalled = False
         self._cursors: dict[str, str] = {}
+        #: Streams to read pending requests of again once the current pending read ends.
+        self._rescan: set[str] = set()
+        self._claimer: LoopingCall | None = None
+        self._claiming = False
+        #: False once Redis refused XAUTOCLAIM (before 6.2): claiming is off.
+        self._can_claim = True
+        #: Requests claimed from other consumers (or left idle by this one), in all.
+        self.claimed = 0
         reader.add_listener(self)
 
     # --- reading -----------------------------------------------------------------------------
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
+        if self.config.claim_idle > 0:
+            self._claimer = LoopingCall(self._claim_round)
+            self._claimer.clock = self.clock
+            self._claimer.start(self.config.claim_idle / 2, now=False)
         if self.reader.connected:
             self.redis_ready(self.reader)
 
     def stopService(self) -> None:
         super().stopService()  # type: ignore[no-untyped-call]
         self._generation += 1
+        claimer, self._claimer = self._claimer, None
+        if claimer is not None and claimer.running:
+            claimer.stop()
 
     def redis_ready(self, connection: RedisConnection) -> None:
         """The reading connection is (back) up: make the groups, then read pending requests."""
@@ -165,9 +222,14 @@ class ActionConsumer(Service):
         generation = self._generation
         self._reading = False
         self._cursors = dict.fromkeys(self._keys, "0")
+        self._rescan.clear()
         d: Deferred[Any] = succeed(None)
         for key in self._keys:
             d.addCallback(self._create_group, key)
+        if self.config.claim_idle > 0:
+            # Before the first pending read, which then reads what was claimed.
+            d.addCallback(lambda _: self._claim_all(connection))
+            d.addCallback(self._claimed, reread=False)
         d.addCallbacks(
             lambda _: self._read(generation), self._read_failed, errbackArgs=(generation,)
         )
@@ -195,7 +257,9 @@ class ActionConsumer(Service):
             self._stalled = True
             return
         keys = list(self._keys)
-        pending = any(self._cursors.get(key, ">") != ">" for key in keys)
+        # The cursors this read uses (a claim may change them while it blocks).
+        cursors = {key: self._cursors.get(key, ">") for key in keys}
+        pending = any(cursor != ">" for cursor in cursors.values())
         args: list[Any] = [
             "XREADGROUP",
             "GROUP",
@@ -206,17 +270,17 @@ class ActionConsumer(Service):
         ]
         if not pending:
             args += ["BLOCK", str(self.block_ms)]
-        args += ["STREAMS", *keys, *(self._cursors.get(key, ">") for key in keys)]
+        args += ["STREAMS", *keys, *cursors.values()]
         self._reading = True
         d = self.reader.execute(*args, blocking=not pending)
         d.addCallbacks(
             self._received,
             self._read_failed,
-            callbackArgs=(generation,),
+            callbackArgs=(generation, cursors),
             errbackArgs=(generation,),
         )
 
-    def _received(self, reply: Any, generation: int) -> None:
+    def _received(self, reply: Any, generation: int, cursors: Mapping[str, str]) -> None:
         if generation != self._generation:
             return
         self._reading = False
@@ -225,19 +289,25 @@ class ActionConsumer(Service):
             pbx = self._keys.get(key)
             if pbx is None:
                 continue
-            cursor = self._cursors.get(key, ">")
-            if cursor != ">":
+            if cursors.get(key, ">") != ">":
                 # Reading this consumer's pending requests: page on, until none are left.
-                self._cursors[key] = entries[-1][0] if entries else ">"
+                self._cursors[key] = entries[-1][0] if entries else self._pending_read(key)
             for entry_id, fields in entries:
                 if (key, entry_id) not in self.active:
                     self._handle(pbx, key, entry_id, fields)
         if reply is None:
             # A pending read for every key that returned nothing at all.
             for key in self._keys:
-                if self._cursors.get(key, ">") != ">":
-                    self._cursors[key] = ">"
+                if cursors.get(key, ">") != ">":
+                    self._cursors[key] = self._pending_read(key)
         self._read(generation)
+
+    def _pending_read(self, key: str) -> str:
+        """The cursor after a pending read of ``key``: from 0 again if claims came meanwhile."""
+        if key in self._rescan:
+            self._rescan.discard(key)
+            return "0"
+        return ">"
 
     def _read_failed(self, failure: Failure, generation: int) -> None:
         if generation != self._generation:
@@ -253,6 +323,127 @@ class ActionConsumer(Service):
     def _retry(self, generation: int) -> None:
         if generation == self._generation and self.reader.connected:
             self.redis_ready(self.reader)
+
+    # --- claiming abandoned requests ----------------------------------------------------------
+
+    def _claim_round(self) -> None:
+        """
+        Every ``claim_idle / 2`` seconds: touch the requests running here, then
+        claim the idle ones; the reader reads those once its current read returns.
+        """
+        if self._claiming or not self.running or not self._can_claim:
+            return
+        if not self.writer.connected:
+            return
+        self._claiming = True
+        d = self._touch()
+        d.addCallback(lambda _: self._claim_all(self.writer))
+        d.addCallback(self._claimed)
+
+        def done(result: object) -> None:
+            self._claiming = False
+            if isinstance(result, Failure):
+                _log.failure("claiming action requests", result)
+
+        d.addBoth(done)
+
+    def _touch(self) -> Deferred[Any]:
+        """Reset the idle time of the requests running here, so no other consumer claims them."""
+        running: dict[str, list[str]] = {}
+        for key, entry_id in sorted(self.active):
+            running.setdefault(key, []).append(entry_id)
+        d: Deferred[Any] = succeed(None)
+        for key, ids in running.items():
+            d.addCallback(self._touch_stream, key, ids)
+        return d
+
+    def _touch_stream(self, _: object, key: str, ids: list[str]) -> Deferred[Any]:
+        d = self.writer.execute(
+            "XCLAIM", key, self.config.group, self.config.consumer, "0", *ids, "JUSTID"
+        )
+
+        def failed(failure: Failure) -> None:
+            _log.warn(
+                "could not touch the running requests of {key}: {why}",
+                key=key,
+                why=failure.getErrorMessage(),
+            )
+
+        return d.addErrback(failed)
+
+    def _claim_all(self, connection: RedisConnection) -> Deferred[dict[str, int]]:
+        """Claim every stream's idle requests on ``connection``: how many, by stream."""
+        counts: dict[str, int] = {}
+        d: Deferred[Any] = succeed(None)
+        for key in self._keys:
+            d.addCallback(self._claim_stream, connection, key, counts)
+        return d.addCallback(lambda _: counts)
+
+    def _claim_stream(
+        self, _: object, connection: RedisConnection, key: str, counts: dict[str, int]
+    ) -> Deferred[None]:
+        def claimed(count: int) -> None:
+            counts[key] = count
+
+        d = self._claim(connection, key, "0-0", CLAIM_PAGES)
+        return d.addCallbacks(claimed, self._claim_failed, errbackArgs=(key,))
+
+    def _claim(
+        self, connection: RedisConnection, key: str, cursor: str, pages: int
+    ) -> Deferred[Any]:
+        """``XAUTOCLAIM`` ``key`` from ``cursor``, up to ``pages`` pages: how many were claimed."""
+        if not self._can_claim:
+            return succeed(0)
+        d = connection.execute(
+            "XAUTOCLAIM",
+            key,
+            self.config.group,
+            self.config.consumer,
+            str(self.config.claim_idle * 1000),
+            cursor,
+            "COUNT",
+            str(self.count),
+            "JUSTID",
+        )
+
+        def claimed(reply: Any) -> Any:
+            # Redis 7 adds a third element, the ids of deleted entries it dropped from the
+            # pending list (before 7 they are claimed, then read with no fields and acked).
+            next_cursor, ids = reply[0], reply[1]
+            if next_cursor == "0-0" or pages <= 1:
+                return len(ids)
+            more = self._claim(connection, key, next_cursor, pages - 1)
+            return more.addCallback(lambda count: count + len(ids))
+
+        return d.addCallback(claimed)
+
+    def _claim_failed(self, failure: Failure, key: str) -> None:
+        why = failure.getErrorMessage()
+        if isinstance(failure.value, RedisError) and "unknown command" in why:
+            self._can_claim = False
+            _log.error(
+                "Redis has no XAUTOCLAIM (it needs 6.2 or later): requests left pending by "
+                "another consumer are not claimed"
+            )
+            return
+        _log.warn("claiming the idle requests of {key} failed: {why}", key=key, why=why)
+
+    def _claimed(self, counts: dict[str, int], reread: bool = True) -> None:
+        """
+        Count what was claimed; with ``reread``, read the streams that had requests
+        claimed from the start of their pending list again.
+        """
+        for key, count in counts.items():
+            if not count:
+                continue
+            self.claimed += count
+            _log.info("claimed {count} idle action requests of {key}", count=count, key=key)
+            if not reread:
+                continue
+            if self._cursors.get(key, ">") == ">":
+                self._cursors[key] = "0"
+            else:
+                self._rescan.add(key)
 
     # --- one request ---------------------------------------------------------------------------
 
@@ -284,16 +475,18 @@ class ActionConsumer(Service):
         self.active.add((key, entry_id))
         action = request.get("action")
         name = action if isinstance(action, str) else ""
-        d = self._run(pbx, request_id, name, request)
+        handled = _Request(pbx, key, entry_id, request_id, reply_to, name)
+        d = self._run(handled, request)
         d.addErrback(self._internal_error, pbx, name)
-        d.addCallback(self._reply, pbx, key, entry_id, request_id, reply_to, name)
+        d.addCallback(self._reply, handled)
         d.addErrback(self._unanswered, pbx, request_id)
         d.addBoth(self._done, (key, entry_id))
 
     def _run(
-        self, pbx: str, request_id: str, name: str, request: Mapping[str, Any]
+        self, handled: _Request, request: Mapping[str, Any]
     ) -> Deferred[tuple[str, dict[str, Any]]]:
-        """The request's outcome and JSON body."""
+        """The request's outcome and JSON body (`_ANSWERED` if it was answered before)."""
+        pbx, name = handled.pbx, handled.name
         problem = check_action_name(name)
         if problem is not None:
             return succeed(_error(*problem))
@@ -319,20 +512,32 @@ class ActionConsumer(Service):
         read_only = name.lower() in READ_ONLY_ACTIONS
         if read_only:
             return self._send(pbx, name, headers, timeout, read_only)
-        guard = guard_key(self.config.prefix, pbx, request_id)
-        d = self.writer.execute("SET", guard, "1", "NX", "EX", str(self.config.guard_ttl))
+        guard = guard_key(self.config.prefix, pbx, handled.request_id)
+        entry_id = handled.entry_id
+        d = self.writer.execute(
+            "SET", guard, _SENT + entry_id, "NX", "EX", str(self.config.guard_ttl)
+        )
 
         def guarded(answer: Any) -> Any:
             if answer is None:
-                return (
-                    "unknown",
-                    {
-                        "error": "redelivered",
-                        "message": "this request was delivered before: whether it ran is "
-                        "unknown, and it was not sent again",
-                    },
-                )
+                return self.writer.execute("GET", guard).addCallback(held)
+            handled.guard = guard
             return self._send(pbx, name, headers, timeout, read_only)
+
+        def held(value: Any) -> tuple[str, dict[str, Any]]:
+            if value == _REPLIED + entry_id:
+                return _ANSWERED
+            if value == _SENT + entry_id:
+                # This entry's own guard: its reply below is the one it lacked.
+                handled.guard = guard
+            return (
+                "unknown",
+                {
+                    "error": "redelivered",
+                    "message": "this request was delivered before: whether it ran is "
+                    "unknown, and it was not sent again",
+                },
+            )
 
         return d.addCallback(guarded)
 
@@ -393,33 +598,82 @@ class ActionConsumer(Service):
         _log.failure("{pbx}: action {name} failed unexpectedly", failure, pbx=pbx, name=name)
         return ("error", {"error": "internal", "message": "see the daemon's log"})
 
-    def _reply(
-        self,
-        result: tuple[str, dict[str, Any]],
-        pbx: str,
-        key: str,
-        entry_id: str,
-        request_id: str,
-        reply_to: str,
-        name: str,
-    ) -> Deferred[Any]:
+    def _reply(self, result: tuple[str, dict[str, Any]], handled: _Request) -> Deferred[Any]:
+        """Add the reply, mark the guard (if held) and acknowledge, in one transaction."""
+        key, entry_id = handled.key, handled.entry_id
+        if result is _ANSWERED:
+            _log.info(
+                "{pbx}: action request {id} ({entry}) was answered before: acknowledged, "
+                "not answered again",
+                pbx=handled.pbx,
+                id=handled.request_id,
+                entry=entry_id,
+            )
+            return self._ack(key, entry_id)
         outcome, body = result
-        self.sessions[pbx].metrics.redis_action_finished(name or "_invalid", outcome)
-        d = self.writer.execute(
-            "XADD",
-            reply_to,
-            "MAXLEN",
-            "~",
-            REPLY_MAXLEN,
-            "*",
-            "id",
-            request_id,
-            "outcome",
-            outcome,
-            "json",
-            dumps(body),
+        self.sessions[handled.pbx].metrics.redis_action_finished(
+            handled.name or "_invalid", outcome
         )
-        return d.addCallback(lambda _: self._ack(key, entry_id))
+        commands: list[tuple[str, ...]] = [
+            (
+                "XADD",
+                handled.reply_to,
+                "MAXLEN",
+                "~",
+                REPLY_MAXLEN,
+                "*",
+                "id",
+                handled.request_id,
+                "outcome",
+                outcome,
+                "json",
+                dumps(body),
+            )
+        ]
+        if handled.guard is not None:
+            commands.append(
+                ("SET", handled.guard, _REPLIED + entry_id, "EX", str(self.config.guard_ttl))
+            )
+        commands.append(("XACK", key, self.config.group, entry_id))
+        d = self._transaction(commands)
+        return d.addCallback(self._committed, handled)
+
+    def _transaction(self, commands: list[tuple[str, ...]]) -> Deferred[Any]:
+        """
+        ``commands`` in one ``MULTI``/``EXEC`` on the writer: fires with EXEC's
+        answer (one result per command; an error instance for one that failed as
+        it ran), or fails if the transaction did not run.  The commands are
+        written in one go: nothing else of this process comes between them.
+        """
+        for command in commands:
+            try:
+                for arg in command:
+                    arg.encode("utf-8")
+            except UnicodeEncodeError as error:
+                return fail(RedisError(f"cannot send {command[0]}: {error}"))
+        writer = self.writer
+        started = [writer.execute("MULTI")]
+        started += [writer.execute(*command) for command in commands]
+        d = writer.execute("EXEC")
+        for queued in started:
+            # Answered OK/QUEUED, or failed with the transaction: EXEC's answer says which.
+            queued.addErrback(lambda _: None)
+        return d
+
+    def _committed(self, results: Any, handled: _Request) -> None:
+        if not isinstance(results, list):
+            raise RedisError(f"EXEC answered {results!r}")
+        for result in results:
+            if isinstance(result, Exception):
+                # Only a reply_to that is not a stream does that: the request is
+                # acknowledged all the same, since no reply could ever be added.
+                _log.warn(
+                    "{pbx}: answering action request {id} to {reply_to}: {why}",
+                    pbx=handled.pbx,
+                    id=handled.request_id,
+                    reply_to=handled.reply_to,
+                    why=result,
+                )
 
     def _ack(self, key: str, entry_id: str) -> Deferred[Any]:
         d = self.writer.execute("XACK", key, self.config.group, entry_id)
