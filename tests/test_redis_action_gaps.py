@@ -1,0 +1,136 @@
+"""
+Integration tests of the action consumer's two guarantees against a real Redis (Debian's
+redis-server on a free port of 127.0.0.1) and a `txami.testing` fake PBX: requests left
+pending by another consumer are claimed and answered (at start: one whose guard was set
+answered unknown and not sent, one deleted meanwhile dropped; later: one run), and an
+answered request delivered again (its group rewound) is acknowledged without a second
+reply and not sent again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+from twisted.internet import reactor
+
+from tests.test_redis_streams import DaemonWithRedis, wait_for
+from txami.daemon.entries import actions_key, guard_key
+from txami.daemon.options import build_service
+from txami.daemon.service import BridgeService
+from txami.tap import Options
+
+KEY = actions_key("txami", "east")
+ORIGINATE = {
+    "Channel": "Local/1@default",
+    "Exten": "1",
+    "Context": "default",
+    "Priority": "1",
+    "Async": "true",
+}
+
+
+class ActionGapTests(DaemonWithRedis):
+    """One fake PBX, east, and the daemon in this process; requests through a real Redis."""
+
+    def start(self, path: str) -> BridgeService:
+        """Start the daemon with its blocking reads shortened to 0.2 s (claims wait for them)."""
+        options = Options()
+        options.parseOptions(["--config", path])
+        bridge = build_service(options, reactor, stdout=io.StringIO())
+        for connection in bridge.redis:
+            connection.initial_delay, connection.max_delay = 0.05, 0.2
+        assert bridge.actions is not None
+        bridge.actions.block_ms = 200
+        bridge.startService()
+        self.addCleanup(lambda: bridge.stopService() if bridge.running else None)
+        return bridge
+
+    def request(self, request_id: str, action: str, **headers: str) -> str:
+        """Add a request for east; its entry id."""
+        entry_id: str = self.client(
+            "XADD",
+            KEY,
+            "*",
+            "id",
+            request_id,
+            "action",
+            action,
+            "headers",
+            json.dumps(headers),
+            "reply_to",
+            "replies:test",
+            "deadline",
+            str(int((time.time() + 30) * 1000)),
+        )
+        return entry_id
+
+    def replies(self) -> list[tuple[str, str]]:
+        return [(f["id"], f["outcome"]) for _, f in self.client.entries("replies:test")]
+
+    def pending(self) -> list[Any]:
+        """The group's pending entries: [id, consumer, idle ms, deliveries] each."""
+        result: list[Any] = self.client("XPENDING", KEY, "txami", "-", "+", "100")
+        return result
+
+    def originates(self) -> int:
+        fake = self.fakes["east"]
+        return len([a for _, a in fake.actions_received if a.name == "Originate"])
+
+    def ghost_reads(self, consumer: str) -> None:
+        """Another consumer reads every new request and never answers (a daemon that died)."""
+        self.client("XREADGROUP", "GROUP", "txami", consumer, "COUNT", "100", "STREAMS", KEY, ">")
+
+    async def logged_in(self, bridge: BridgeService) -> None:
+        await wait_for(lambda: bridge.sessions["east"].factory.protocol_instance, "logged in")
+
+    async def test_abandoned_requests_are_claimed(self) -> None:
+        """Requests pending with a consumer that is gone are claimed, at start and later."""
+        self.fake("east")
+        self.client("XGROUP", "CREATE", KEY, "txami", "0", "MKSTREAM")
+        sent = self.request("o1", "Originate", **ORIGINATE)
+        deleted = self.request("d1", "Ping")
+        self.ghost_reads("txami-ghost")
+        # The dead daemon had sent the Originate: its guard is set; d1 is gone from the stream.
+        self.client("SET", guard_key("txami", "east", "o1"), f"sent {sent}", "EX", "600")
+        self.client("XDEL", KEY, deleted)
+        await wait_for(
+            lambda: all(idle >= 1000 for _, _, idle, _ in self.pending()), "idle for 1 s"
+        )
+        bridge = self.start(self.config(self.pbx("east"), "claim-idle = 1\n"))
+        await wait_for(self.replies, "the Originate answered")
+        await wait_for(lambda: self.pending() == [], "both gone from the pending list")
+        self.assertEqual(self.replies(), [("o1", "unknown")])
+        # Later, while the daemon runs, one more is left pending by another consumer (added
+        # and read in one transaction, so that the daemon's blocked read does not get it).
+        await self.logged_in(bridge)
+        self.client("MULTI")
+        self.request("p1", "Ping")
+        self.ghost_reads("txami-ghost-2")
+        self.client("EXEC")
+        [[_, consumer, _, _]] = self.pending()
+        self.assertEqual(consumer, "txami-ghost-2")
+        await wait_for(lambda: len(self.replies()) >= 2, "the claimed request answered")
+        self.assertEqual(self.replies()[-1], ("p1", "ok"))
+        await wait_for(lambda: self.pending() == [], "acknowledged")
+        self.assertEqual(self.originates(), 0)
+
+    async def test_answered_request_delivered_again(self) -> None:
+        """An answered Originate delivered again is acknowledged: no second reply, not re-sent."""
+        self.fake("east")
+        await self.logged_in(self.start(self.config(self.pbx("east"))))
+        entry = self.request("o1", "Originate", **ORIGINATE)
+        await wait_for(self.replies, "the reply")
+        await wait_for(lambda: self.pending() == [], "acknowledged")
+        self.assertEqual(self.replies(), [("o1", "ok")])
+        self.assertEqual(self.client("GET", guard_key("txami", "east", "o1")), f"replied {entry}")
+        # Rewound, the group delivers the answered request again (as a crash between the
+        # reply and its XACK would have, before they were one transaction).
+        self.client("XGROUP", "SETID", KEY, "txami", "0")
+        self.request("p1", "Ping")
+        await wait_for(lambda: len(self.replies()) >= 2, "the Ping's reply")
+        await wait_for(lambda: self.pending() == [], "both acknowledged")
+        self.assertEqual(self.replies(), [("o1", "ok"), ("p1", "ok")])
+        self.assertEqual(self.originates(), 1)
