@@ -300,3 +300,12 @@ class SetupTests(SynchronousTestCase):
         self.endpoint.protocols[1].dataReceived(b"+OK\r\n")
         self.endpoint.protocols[1].dataReceived(b"+PONG\r\n")
         self.assertEqual(self.listener.events, ["ready", "lost", "ready"])
+
+    def test_command_lost_with_the_connection(self) -> None:
+        """A command unanswered when the connection is lost fails with RedisNotConnected."""
+        connection = self.start(RedisConfig())
+        self.endpoint.protocols[0].dataReceived(b"+PONG\r\n")
+        failures: list[Failure] = []
+        connection.execute("GET", "x").addErrback(failures.append)
+        self.lose()
+        self.assertIsInstance(failures[0].value, RedisNotConnected)

@@ -460,7 +460,7 @@ class RedisConnection(Service):
     def execute(self, *args: Any, blocking: bool = False) -> Deferred[Any]:
         """
         Run one command: fires with Redis's answer, or fails with `RedisError`
-        (an error reply), `RedisNotConnected`, or the connection's failure.
+        (an error reply) or `RedisNotConnected` (down, or lost before the answer).
         ``blocking`` commands (``XREADGROUP ... BLOCK``) must block for less
         than ``reply_timeout``, which the connection's watchdog enforces.
         """
@@ -512,4 +512,7 @@ def _translate(failure: Failure) -> Failure:
 
     if isinstance(failure.value, txredisapi.ResponseError):
         return Failure(RedisError(str(failure.value)))  # type: ignore[no-untyped-call]
+    if isinstance(failure.value, txredisapi.ConnectionError):
+        # Lost with the connection before its answer came: a ConnectionError, as documented.
+        return Failure(RedisNotConnected(str(failure.value)))  # type: ignore[no-untyped-call]
     return failure
