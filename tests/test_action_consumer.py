@@ -222,12 +222,22 @@ class ConsumerTests(ConsumerTestCase):
         self.assertEqual(self.reply()[0], "ok")
 
     def test_expired(self) -> None:
-        """A request past its deadline is answered expired and not sent."""
+        """A request past its deadline is answered expired (after its guard) and not sent."""
+        expired = ("expired", {"error": "expired", "message": "the deadline has passed"})
         self.read(("5-0", self.request("Originate", ASYNC, deadline=str(999_000))))
-        self.assertEqual(
-            self.reply(), ("expired", {"error": "expired", "message": "the deadline has passed"})
-        )
+        self.writer.take("SET")[1].callback("OK")
+        self.assertEqual(self.reply(guard=True), expired)
+        self.read(("5-0", self.request("Ping", deadline=str(999_000))))
+        self.assertEqual(self.reply(), expired)
         self.assertEqual(self.session.factory.sent, [])
+
+    def test_sent_before_and_expired_is_unknown(self) -> None:
+        """Delivered again after its deadline, a request sent before is unknown, not expired."""
+        self.read(("5-0", self.request("Originate", ASYNC, deadline=str(999_000))))
+        self.writer.take("SET")[1].callback(None)
+        self.writer.take("GET")[1].callback("sent 5-0")
+        outcome, body = self.reply(guard=True)
+        self.assertEqual((outcome, body["error"]), ("unknown", "redelivered"))
 
     def test_refused_requests(self) -> None:
         """Reserved actions, bad headers and bad deadlines are errors; nothing is sent."""

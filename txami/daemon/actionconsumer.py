@@ -343,7 +343,10 @@ class ActionConsumer(Service):
         def done(result: object) -> None:
             self._claiming = False
             if isinstance(result, Failure):
-                _log.failure("claiming action requests", result)
+                if isinstance(result.value, ConnectionError):
+                    _log.warn("claiming action requests: {why}", why=result.getErrorMessage())
+                else:
+                    _log.failure("claiming action requests", result)
 
         d.addBoth(done)
 
@@ -418,6 +421,8 @@ class ActionConsumer(Service):
         return d.addCallback(claimed)
 
     def _claim_failed(self, failure: Failure, key: str) -> None:
+        if not isinstance(failure.value, RedisError):
+            failure.raiseException()  # the connection is gone: no use trying the others
         why = failure.getErrorMessage()
         if isinstance(failure.value, RedisError) and "unknown command" in why:
             self._can_claim = False
@@ -498,20 +503,17 @@ class ActionConsumer(Service):
         problem = check_action_headers(name, headers)
         if problem is not None:
             return succeed(_error(*problem))
-        timeout = DEFAULT_ACTION_TIMEOUT
         deadline = request.get("deadline")
+        ends: float | None = None
         if deadline:
             if not isinstance(deadline, str) or not deadline.isdecimal():
                 return succeed(_error("bad_request", "deadline must be epoch milliseconds"))
-            left = int(deadline) / 1000.0 - self.clock.seconds()
-            if left <= 0:
-                return succeed(
-                    ("expired", {"error": "expired", "message": "the deadline has passed"})
-                )
-            timeout = min(left, MAX_ACTION_TIMEOUT)
+            ends = int(deadline) / 1000.0
         read_only = name.lower() in READ_ONLY_ACTIONS
         if read_only:
-            return self._send(pbx, name, headers, timeout, read_only)
+            return self._send(pbx, name, headers, ends, read_only)
+        # The guard comes before the deadline: a request sent before and delivered
+        # again after its deadline is unknown, not expired (that says "not sent").
         guard = guard_key(self.config.prefix, pbx, handled.request_id)
         entry_id = handled.entry_id
         d = self.writer.execute(
@@ -522,7 +524,7 @@ class ActionConsumer(Service):
             if answer is None:
                 return self.writer.execute("GET", guard).addCallback(held)
             handled.guard = guard
-            return self._send(pbx, name, headers, timeout, read_only)
+            return self._send(pbx, name, headers, ends, read_only)
 
         def held(value: Any) -> tuple[str, dict[str, Any]]:
             if value == _REPLIED + entry_id:
@@ -542,8 +544,17 @@ class ActionConsumer(Service):
         return d.addCallback(guarded)
 
     def _send(
-        self, pbx: str, name: str, headers: dict[str, Any], timeout: float, read_only: bool
+        self, pbx: str, name: str, headers: dict[str, Any], ends: float | None, read_only: bool
     ) -> Deferred[tuple[str, dict[str, Any]]]:
+        """Send the action, unless its deadline (``ends``, epoch seconds) has passed."""
+        timeout = DEFAULT_ACTION_TIMEOUT
+        if ends is not None:
+            left = ends - self.clock.seconds()
+            if left <= 0:
+                return succeed(
+                    ("expired", {"error": "expired", "message": "the deadline has passed"})
+                )
+            timeout = min(left, MAX_ACTION_TIMEOUT)
         session = self.sessions[pbx]
         try:
             d = session.factory.send_action(
