@@ -409,6 +409,35 @@ class ClaimTests(ConsumerTestCase):
         self.clock.advance(30.0)
         self.assertEqual(self.writer.commands(), ["XAUTOCLAIM"])
 
+    def test_connection_lost_during_a_round(self) -> None:
+        """A round cut by a lost connection ends quietly; the next one runs."""
+        self.clock.advance(30.0)
+        self.writer.take("XAUTOCLAIM")[1].errback(RedisNotConnected("gone"))
+        self.clock.advance(30.0)
+        self.claim(self.writer, ["0-0", [], []])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def restart(self) -> None:
+        """The reader reconnects: groups made, then the start-up claim is sent."""
+        self.reader.take("XREADGROUP")  # lost with the connection
+        self.consumer.redis_lost()
+        self.consumer.redis_ready(self.reader)  # type: ignore[arg-type]
+        self.reader.take("XGROUP")[1].callback("OK")
+
+    def test_start_up_claim_lost(self) -> None:
+        """The connection lost during the start-up claim: nothing is read until it is back."""
+        self.restart()
+        self.reader.take("XAUTOCLAIM")[1].errback(RedisNotConnected("gone"))
+        self.assertEqual(self.reader.calls, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_odd_claim_answer(self) -> None:
+        """An answer that is no XAUTOCLAIM reply is logged; the pending read goes on."""
+        self.restart()
+        self.reader.take("XAUTOCLAIM")[1].callback(42)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.pending([])
+
     def test_redis_without_xautoclaim(self) -> None:
         """A Redis before 6.2 refuses XAUTOCLAIM: claiming stops, reading goes on."""
         self.clock.advance(30.0)

@@ -421,10 +421,13 @@ class ActionConsumer(Service):
         return d.addCallback(claimed)
 
     def _claim_failed(self, failure: Failure, key: str) -> None:
-        if not isinstance(failure.value, RedisError):
+        if isinstance(failure.value, ConnectionError):
             failure.raiseException()  # the connection is gone: no use trying the others
+        if not isinstance(failure.value, RedisError):
+            _log.failure("claiming the idle requests of {key}", failure, key=key)
+            return
         why = failure.getErrorMessage()
-        if isinstance(failure.value, RedisError) and "unknown command" in why:
+        if "unknown command" in why:
             self._can_claim = False
             _log.error(
                 "Redis has no XAUTOCLAIM (it needs 6.2 or later): requests left pending by "
