@@ -4,18 +4,24 @@ redis-server on a free port of 127.0.0.1) and a `txami.testing` fake PBX: reques
 pending by another consumer are claimed and answered (at start: one whose guard was set
 answered unknown and not sent, one deleted meanwhile dropped; later: one run), and an
 answered request delivered again (its group rewound) is acknowledged without a second
-reply and not sent again.
+reply and not sent again.  One test kills a ``twistd`` child mid-Originate and lets a
+second daemon, under another consumer name, claim the request.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
 from twisted.internet import reactor
 
+from tests.test_daemon_e2e import TWISTD
+from tests.test_plugin import ROOT, keep_checkout_clean
 from tests.test_redis_streams import DaemonWithRedis, wait_for
 from txami.daemon.entries import actions_key, guard_key
 from txami.daemon.options import build_service
@@ -133,4 +139,57 @@ class ActionGapTests(DaemonWithRedis):
         await wait_for(lambda: len(self.replies()) >= 2, "the Ping's reply")
         await wait_for(lambda: self.pending() == [], "both acknowledged")
         self.assertEqual(self.replies(), [("o1", "ok"), ("p1", "ok")])
+        self.assertEqual(self.originates(), 1)
+
+    def daemon(self, name: str, consumer: str, claim_idle: int) -> subprocess.Popen[bytes]:
+        """``twistd txami`` as a child process, with its own consumer name; killed at the end."""
+        path = os.path.join(self.dir, f"{name}.ini")
+        with open(path, "w") as f:
+            f.write(self.pbx("east"))
+            f.write(
+                f"[redis]\nurl = {self.redis.url}\nconsumer = {consumer}\n"
+                f"claim-idle = {claim_idle}\n"
+            )
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                f"--logfile={os.path.join(self.dir, name + '.log')}",
+                "txami",
+                "--config",
+                path,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def reap() -> None:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+        self.addCleanup(reap)
+        return process
+
+    async def test_killed_daemon_claimed_under_another_name(self) -> None:
+        """An Originate in flight when its daemon dies is claimed by another: unknown, once."""
+        keep_checkout_clean(self)
+        fake = self.fake("east")
+        fake.delay_action("Originate", None)
+        first = self.daemon("first", "txami-a", 0)
+        await wait_for(lambda: self.stream("east"), "the first daemon's session", timeout=30)
+        self.request("o1", "Originate", **ORIGINATE)
+        await wait_for(self.originates, "the Originate at the PBX")
+        first.kill()
+        first.wait(timeout=30)
+        [[_, consumer, _, _]] = self.pending()
+        self.assertEqual((consumer, self.replies()), ("txami-a", []))
+        self.daemon("second", "txami-b", 1)
+        await wait_for(self.replies, "a reply from the second daemon", timeout=30)
+        await wait_for(lambda: self.pending() == [], "acknowledged")
+        self.assertEqual(self.replies(), [("o1", "unknown")])
         self.assertEqual(self.originates(), 1)
