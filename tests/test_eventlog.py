@@ -123,6 +123,37 @@ class HubTests(SynchronousTestCase):
         hub(HANGUP)
         self.assertEqual((seen, hub.sinks), ([], ()))
 
+    def test_merging_hub(self) -> None:
+        """A merging hub gets the events only while it has sinks, through two levels too."""
+        pbx, merged, top = EventHub(Clock(), pbx="a"), EventHub(Clock()), EventHub(Clock())
+        pbx.subscribe(merged.deliver)
+        merged.subscribe(top.deliver)
+        pbx(HANGUP)
+        self.assertEqual((merged.events_received, top.events_received), (0, 0))
+        seen: list[ReceivedEvent] = []
+        top.subscribe(seen.append)
+        pbx(HANGUP)
+        self.assertEqual((merged.events_received, len(seen)), (1, 1))
+        self.assertEqual(seen[0].pbx, "a")
+        top.unsubscribe(seen.append)
+        pbx(HANGUP)
+        self.assertEqual((merged.events_received, len(seen)), (1, 1))
+        merged.subscribe(seen.append)
+        pbx(HANGUP)
+        self.assertEqual((merged.events_received, len(seen)), (2, 2))
+        pbx.unsubscribe(merged.deliver)
+        pbx(HANGUP)
+        self.assertEqual((merged.events_received, len(seen), pbx.sinks), (2, 2, ()))
+
+    def test_count_into(self) -> None:
+        """Events are counted by name, at most ``max_names`` names, the rest as ``_other``."""
+        hub = EventHub(Clock())
+        counts: dict[str, int] = {}
+        hub.count_into(counts, 2)
+        for name in ("Hangup", "Newchannel", "Hangup", "Dial", "Newstate", "Newchannel"):
+            hub(Message([("Event", name)]))
+        self.assertEqual(counts, {"Hangup": 2, "Newchannel": 2, "_other": 2})
+
 
 class _BrokenStream(io.StringIO):
     """A stream whose writes fail while ``broken`` is set."""

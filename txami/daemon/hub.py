@@ -5,6 +5,11 @@ The hub is registered once on the factory for ``"*"``; the event log, the
 metrics and every open ``/events`` stream subscribe to it.  Each event is
 stamped with its receive time once, and turned into JSON at most once however
 many sinks write it.  A sink that raises is logged; the others still get the event.
+
+The hub is on the path of every event, so it keeps its own work small: it
+can count the events by name itself (`count_into`, for the metrics, rather
+than a sink call per event), and a hub that merges others (`deliver`
+subscribed to them) is passed over while it has no sinks of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from txami.message import Message
 __all__ = ["EventHub", "ReceivedEvent", "Sink"]
 
 _log = Logger(namespace="txami.daemon.hub")
+
+#: What a name beyond `EventHub.count_into`'s ``max_names`` is counted under.
+_OTHER = "_other"
 
 
 class ReceivedEvent:
@@ -48,6 +56,8 @@ class ReceivedEvent:
 #: A subscriber: called with every event the hub receives.
 Sink = Callable[[ReceivedEvent], object]
 
+_new = object.__new__
+
 
 class EventHub:
     """
@@ -62,12 +72,25 @@ class EventHub:
         self._seconds = clock.seconds
         self.pbx = pbx
         self._sinks: tuple[Sink, ...] = ()
-        #: Events received since the hub was made.
+        #: The sinks given each event: `_sinks` less merging hubs that have none.
+        self._active: tuple[Sink, ...] = ()
+        #: Hubs that merge this one's events (their `deliver` is among the sinks).
+        self._mergers: list[EventHub] = []
+        #: Hubs whose events this one merges.
+        self._merged: list[EventHub] = []
+        #: Events received since the hub was made (by a merging hub: while it had sinks).
         self.events_received = 0
+        self._counts: dict[str, int] | None = None
+        self._max_names = 0
 
     def subscribe(self, sink: Sink) -> None:
         """Give every later event to ``sink``."""
         self._sinks += (sink,)
+        merger = getattr(sink, "__self__", None)
+        if isinstance(merger, EventHub) and getattr(sink, "__func__", None) is EventHub.deliver:
+            self._mergers.append(merger)
+            merger._merged.append(self)
+        self._update()
 
     def unsubscribe(self, sink: Sink) -> None:
         """Stop giving events to ``sink`` (no error if it was not subscribed)."""
@@ -75,29 +98,72 @@ class EventHub:
             sinks = list(self._sinks)
             sinks.remove(sink)
             self._sinks = tuple(sinks)
+            merger = getattr(sink, "__self__", None)
+            if merger in self._mergers and sink.__func__ is EventHub.deliver:  # type: ignore[attr-defined]
+                self._mergers.remove(merger)
+                merger._merged.remove(self)
+            self._update()
+
+    def _update(self) -> None:
+        """Recompute the active sinks, here and in the hubs this one merges."""
+        idle = {id(hub) for hub in self._mergers if not hub._active}
+        # The tuple is replaced, never changed: a sink may (un)subscribe while called.
+        self._active = tuple(
+            sink
+            for sink in self._sinks
+            if id(getattr(sink, "__self__", None)) not in idle
+            or getattr(sink, "__func__", None) is not EventHub.deliver
+        )
+        for hub in self._merged:
+            hub._update()
 
     @property
     def sinks(self) -> tuple[Sink, ...]:
         """The current subscribers, in subscription order."""
         return self._sinks
 
+    def count_into(self, counts: dict[str, int], max_names: int) -> None:
+        """
+        Count every later event in ``counts`` by its name (at most ``max_names``
+        names; the others under ``"_other"``): what an `EventHub` sink that
+        counts would do, without a call per event.
+        """
+        self._counts = counts
+        self._max_names = max_names
+
+    def _count_new(self, name: str) -> None:
+        counts = self._counts
+        assert counts is not None
+        if len(counts) >= self._max_names and name not in counts:
+            name = _OTHER
+        counts[name] = counts.get(name, 0) + 1
+
     def __call__(self, event: Message) -> None:
         """Stamp ``event`` with the time now and give it to every sink."""
-        received = ReceivedEvent(event, self._seconds(), self.pbx)
+        # ReceivedEvent(event, now, self.pbx), without the call to its __init__.
+        received = _new(ReceivedEvent)
+        received.event = event
+        received.name = name = event.name or ""
+        received.received = self._seconds()
+        received.pbx = self.pbx
+        received._json = None
         self.events_received += 1
-        # The tuple is replaced, never changed, by (un)subscribing: a sink may do so here.
-        for sink in self._sinks:
+        counts = self._counts
+        if counts is not None:
+            try:
+                counts[name] += 1
+            except KeyError:
+                self._count_new(name)
+        for sink in self._active:
             try:
                 sink(received)
             except Exception:
-                _log.failure(
-                    "event sink {sink!r} raised on a {name} event", sink=sink, name=received.name
-                )
+                _log.failure("event sink {sink!r} raised on a {name} event", sink=sink, name=name)
 
     def deliver(self, received: ReceivedEvent) -> None:
         """Give an already stamped event to every sink."""
         self.events_received += 1
-        for sink in self._sinks:
+        for sink in self._active:
             try:
                 sink(received)
             except Exception:

@@ -24,7 +24,7 @@ from itertools import islice, repeat
 from operator import le, sub
 from typing import Final
 
-from txami.daemon.hub import ReceivedEvent
+from txami.daemon.hub import EventHub, ReceivedEvent
 
 __all__ = [
     "CONTENT_TYPE",
@@ -171,8 +171,12 @@ class Metrics:
             return value
         return OTHER
 
+    def count_events(self, hub: EventHub) -> None:
+        """Count every later event of ``hub`` by its name (as `event_received` would)."""
+        hub.count_into(self._events, self.max_label_values)
+
     def event_received(self, received: ReceivedEvent) -> None:
-        """Count one event by its name (an `EventHub` sink)."""
+        """Count one event by its name (an `EventHub` sink; `count_events` is cheaper)."""
         try:
             self._events[received.name] += 1
         except KeyError:

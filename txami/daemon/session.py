@@ -140,7 +140,7 @@ class PBXSession(MultiService):
         self.metrics = Metrics(pbx=self.pbx)
         self.factory.add_event_handler("*", self.hub)
         self.factory.add_connection_listener(self.state)
-        self.hub.subscribe(self.metrics.event_received)
+        self.metrics.count_events(self.hub)
         self.client = AMIClientService(
             self.factory,
             reactor,
