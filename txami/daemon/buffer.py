@@ -115,12 +115,12 @@ class PBXBuffer:
             self.trailing_gap = None
         self.unsent.append(entry)
         size = entry.size
-        self.events += 1
-        self.bytes += size
+        self.events = events = self.events + 1
+        self.bytes = held = self.bytes + size
         budget = self.budget
         budget.events += 1
         budget.bytes += size
-        if self.events > self.max_events or self.bytes > self.max_bytes:
+        if events > self.max_events or held > self.max_bytes:
             while (
                 self.events > self.max_events or self.bytes > self.max_bytes
             ) and self.drop_oldest("buffer_full"):

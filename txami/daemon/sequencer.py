@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from txami.daemon.buffer import PBXBuffer
 from txami.daemon.entries import SESSION_END, SESSION_START, Entry, marker_json
 from txami.daemon.hub import ReceivedEvent
+from txami.jsonform import event_json
 
 __all__ = ["Sequencer"]
 
@@ -77,4 +78,8 @@ class Sequencer:
         if not self.in_session:
             self._start(received.received)
         self.seq = seq = self.seq + 1
-        self._add(Entry(self.epoch, seq, received.name, received.received, received.json))
+        # `received.json`, without the property's call.
+        json = received._json
+        if json is None:
+            json = received._json = event_json(received.event, received.received, received.pbx)
+        self._add(Entry(self.epoch, seq, received.name, received.received, json))
