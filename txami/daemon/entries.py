@@ -78,11 +78,6 @@ def marker_json(pbx: str, event: str, received: float, **details: Any) -> str:
     return dumps(fields)
 
 
-# The last ``ts`` made, and the values of ``received * 1000`` it stands for.
-_ts_low = _ts_high = 0.0
-_ts_text = ""
-
-
 class Entry:
     """
     One stream entry waiting to be published: an event or a marker, with
@@ -92,25 +87,21 @@ class Entry:
     any: ``[count, first seq, last seq]``.
     """
 
-    __slots__ = ("epoch", "event", "gap", "json", "received", "seq", "size", "ts")
+    __slots__ = ("epoch", "event", "gap", "json", "received", "seq", "size")
 
     def __init__(self, epoch: int, seq: int, event: str, received: float, json: str) -> None:
-        global _ts_low, _ts_high, _ts_text
         self.epoch = epoch
         self.seq = seq
         self.event = event
         self.received = received
-        # str(int(received * 1000)), made once a millisecond: events come many to one.
-        millis = received * 1000
-        if not _ts_low <= millis < _ts_high:
-            whole = int(millis)
-            _ts_text = str(whole)
-            _ts_low = float(whole)
-            _ts_high = _ts_low + 1.0 if whole >= 0 else _ts_low
-        self.ts = _ts_text
         self.json = json
         self.size = len(json) + len(event) + ENTRY_OVERHEAD
         self.gap: list[int] | None = None
+
+    @property
+    def ts(self) -> str:
+        """The ``ts`` field: the receipt time in Unix epoch milliseconds."""
+        return str(int(self.received * 1000.0))
 
     @property
     def is_marker(self) -> bool:

@@ -134,49 +134,62 @@ class RedisStreamEngine:
         head = self._wire_heads.get((pbx, epoch)) or self._wire_head(pbx, epoch)
         add = parts.extend
         sized = _LENGTHS
+        json_sized = _JSON_SIZED
         events = _EVENTS
+        # Each command's final CRLF is written in front of the next one's head (and
+        # once after the last): one part fewer per entry.
+        start = head[2:]
+        # The ``ts`` field (`Entry.ts`), made once a millisecond: entries come many to one.
+        last = -1
+        ts = ""
         for entry in entries:
+            millis = int(entry.received * 1000.0)
+            if millis != last:
+                last = millis
+                ts = str(millis)
             seq = str(entry.seq)
-            ts = entry.ts
             json = entry.json
             size = len(json)
             if size < _KNOWN and json.isascii() and len(ts) == 13:
                 event = entry.event
                 add(
                     (
-                        head,
+                        start,
                         sized[len(seq)],
                         seq,
                         events.get(event) or _event_field(event),
                         ts,
-                        _JSON_FIELD,
-                        sized[size],
+                        json_sized[size],
                         json,
-                        "\r\n",
                     )
                 )
             else:
                 add(
                     (
-                        head,
+                        start,
                         _bulk(seq),
                         "$5\r\nevent\r\n",
                         _bulk(entry.event),
                         "$2\r\nts\r\n",
                         _bulk(ts),
                         "$4\r\njson\r\n",
-                        _bulk(json),
+                        _bulk(json)[:-2],
                     )
                 )
+            start = head
+        parts.append("\r\n")
 
     def _wire_head(self, pbx: str, epoch: int) -> str:
-        """What every XADD of ``pbx`` in ``epoch`` starts with, up to the ``seq`` field's value."""
+        """
+        What every XADD of ``pbx`` in ``epoch`` starts with, up to the ``seq``
+        field's value, after the CRLF that ends the command before it.
+        """
         key = events_key(self.prefix, pbx)
         args = ["XADD", key]
         if self.maxlen:
             args += ["MAXLEN", "~", str(self.maxlen)]
         args += ["*", "v", SCHEMA_VERSION, "pbx", pbx, "epoch", str(epoch), "seq"]
-        head = f"*{len(args) + 7}\r\n" + "".join(_bulk(arg) for arg in args)
+        head = f"\r\n*{len(args) + 7}\r\n" + "".join(_bulk(arg) for arg in args)
         if len(self._wire_heads) >= 4096:
             self._wire_heads.clear()
         self._wire_heads[pbx, epoch] = head
@@ -199,8 +212,9 @@ class RedisStreamEngine:
 
 #: Lengths below this have their RESP prefix (``$N\r\n``) made once, in `_LENGTHS`.
 _KNOWN = 16384
-_LENGTHS = [f"${size}\r\n" for size in range(_KNOWN)]
-_JSON_FIELD = "\r\n$4\r\njson\r\n"
+_LENGTHS = [f"${size}\r\n" for size in range(32)]
+#: From the end of the ``ts`` value to the start of a JSON line of each length below `_KNOWN`.
+_JSON_SIZED = [f"\r\n$4\r\njson\r\n${size}\r\n" for size in range(_KNOWN)]
 #: From the end of the ``seq`` value to the start of a 13-digit ``ts`` value, by event name.
 _EVENTS: dict[str, str] = {}
 
