@@ -117,7 +117,7 @@ def _parse_reply(buffer: bytes, position: int, error: Any) -> tuple[Any, int]:
 
 
 #: A run of ``XADD`` answers (entry IDs), recognised by their form in one match.
-_ENTRY_IDS = re.compile(rb"(?:\$\d+\r\n\d+-\d+\r\n)+")
+_ENTRY_IDS = re.compile(rb"(?:\$[0-9]++\r\n[0-9]++-[0-9]++\r\n)+")
 
 
 class _Awaited:
