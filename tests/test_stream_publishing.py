@@ -26,6 +26,7 @@ from txami.daemon.publisher import (
     IEngineListener,
     IStreamEngine,
     StreamPublisher,
+    _shares,
 )
 from txami.daemon.sequencer import Sequencer
 from txami.message import Message
@@ -566,7 +567,8 @@ class BatchPublisherTests(PublisherTests):
         self.assertTrue(verifyObject(IEngineListener, self.publisher))
 
     def test_turns_between_pbxs(self) -> None:
-        """The window is shared as turns would share it, each PBX's share in one run."""
+        """With run=1 the window is shared as turns of one entry would share it, in runs."""
+        self.publisher.run = 1
         west = make_buffer(pbx="west")
         self.publisher.add_buffer(west)
         self.engine.connected = False
@@ -590,7 +592,7 @@ class BatchPublisherTests(PublisherTests):
 
     def test_fair_shares(self) -> None:
         """Many PBXs share a window as one entry each per round would, in their order."""
-        publisher = StreamPublisher(self.engine, self.clock, window=10)
+        publisher = StreamPublisher(self.engine, self.clock, window=10, run=1)
         buffers = [make_buffer(pbx=name) for name in ("a", "b", "c", "d")]
         self.engine.connected = False
         publisher.engine_lost()
@@ -613,6 +615,42 @@ class BatchPublisherTests(PublisherTests):
         )
         for buffer in buffers:
             self.assertEqual((buffer.events, len(buffer.in_flight)), (0, 0))
+
+    def test_fair_runs(self) -> None:
+        """With run=3, the PBXs share a window in rounds of up to 3 entries each, in turns."""
+        publisher = StreamPublisher(self.engine, self.clock, window=10, run=3)
+        buffers = [make_buffer(pbx=name) for name in ("a", "b", "c", "d")]
+        self.engine.connected = False
+        publisher.engine_lost()
+        for buffer, count in zip(buffers, (1, 12, 2, 12), strict=True):
+            publisher.add_buffer(buffer)
+            for seq in range(1, count + 1):
+                buffer.add(event(seq))
+        self.engine.back()
+        self.clock.advance(0)
+        # A round of 3 each (a 1, b 3, c 2, d 3) is 9; the next round starts at b: 1 more.
+        self.assertEqual(
+            self.engine.batches[-1],
+            [("a", 0, [1]), ("b", 0, [1, 2, 3, 4]), ("c", 0, [1, 2]), ("d", 0, [1, 2, 3])],
+        )
+        self.engine.ack()
+        # d got the fewest of those left with entries, so its turn comes first: rounds of
+        # 3 (d 3, b 3), then the 4 left of the room in turns (d 3, b 1).
+        self.assertEqual(
+            self.engine.batches[-1], [("d", 0, [4, 5, 6, 7, 8, 9]), ("b", 0, [5, 6, 7, 8])]
+        )
+        self.engine.ack()
+        self.assertEqual(
+            self.engine.batches[-1], [("b", 0, [9, 10, 11, 12]), ("d", 0, [10, 11, 12])]
+        )
+
+    def test_shares_in_runs(self) -> None:
+        """_shares gives whole rounds of run entries, then the rest in turn order."""
+        self.assertEqual(_shares([100, 100, 100], 100, 64), [64, 36, 0])
+        self.assertEqual(_shares([100, 5, 100], 150, 64), [81, 5, 64])
+        self.assertEqual(_shares([200, 200], 300, 64), [172, 128])
+        self.assertEqual(_shares([3, 4], 100, 64), [3, 4])
+        self.assertEqual(_shares([5, 5, 5], 7, 1), [3, 2, 2])
 
     def test_partial_answers(self) -> None:
         """Answers that come a few at a time acknowledge exactly those entries, in order."""

@@ -208,12 +208,12 @@ class _Batch:
             publisher.engine_lost()
 
 
-def _shares(counts: list[int], room: int) -> list[int]:
+def _shares(counts: list[int], room: int, run: int = 1) -> list[int]:
     """
     How many entries each buffer (holding ``counts``) sends when ``room``
-    is filled one entry per buffer a round, in turn order: the same level
-    ``level`` for all (or all they have), and one more for the first
-    ``extra`` buffers that have more than the level.
+    is filled ``run`` entries per buffer a round, in turn order: the same
+    level (a multiple of ``run``) for all, or all they have; then, in turn
+    order, up to ``run`` more for each buffer that has more, while room is left.
     """
     if sum(counts) <= room:
         return counts
@@ -228,14 +228,16 @@ def _shares(counts: list[int], room: int) -> list[int]:
         level = count
         waiting -= 1
     level += (room - taken) // waiting
+    level -= level % run
     shares = [min(count, level) for count in counts]
     extra = room - sum(shares)
     for index, count in enumerate(counts):
-        if not extra:
+        if extra <= 0:
             break
-        if count > level:
-            shares[index] += 1
-            extra -= 1
+        more = min(count - shares[index], run, extra)
+        if more > 0:
+            shares[index] += more
+            extra -= more
     return shares
 
 
@@ -260,12 +262,20 @@ class StreamPublisher(Service):
     #: Seconds before checking the streams again when a check after a reconnect failed.
     retry_delay = 1.0
 
-    def __init__(self, engine: IStreamEngine, clock: IReactorTime, window: int = 1024) -> None:
+    def __init__(
+        self, engine: IStreamEngine, clock: IReactorTime, window: int = 1024, run: int = 64
+    ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window!r}")
+        if run < 1:
+            raise ValueError(f"run must be at least 1, not {run!r}")
         self.engine = engine
         self.clock = clock
         self.window = window
+        #: When the PBXs' entries do not all fit the window's room, each sends up to
+        #: this many a round, in turns: a few large runs per batch rather than one or
+        #: two entries from every PBX (a run costs its own encoding and acknowledgement).
+        self.run = run
         # A new entry goes out at once if the window has room; but the backlog is
         # sent on acknowledgements only once half the window is free, not one entry
         # per answer: entries then go out (and their answers come back) in batches.
@@ -428,8 +438,9 @@ class StreamPublisher(Service):
     def _pump_batch(self) -> None:
         """
         Fill the window's room with one batch and hand it to the engine.  The
-        buffers share the room as `_pump_each`'s turns would share it (one
-        entry each round), but each buffer's share goes as one run.
+        buffers share the room as turns of `run` entries each round would share
+        it (`_pump_turns` takes one at a time), and each buffer's share goes as
+        one run.
         """
         room = self.window - self.in_flight
         if self.state != "up" or room <= 0:
@@ -445,7 +456,7 @@ class StreamPublisher(Service):
                 return
         unsents = list(map(_unsent_of, active))
         counts = list(map(len, unsents))
-        shares = _shares(counts, room)
+        shares = _shares(counts, room, self.run)
         if any(map(_gap_of, chain.from_iterable(map(islice, unsents, shares)))):
             # A gap marker goes in front of some entry: take them one at a time.
             self._pump_turns(room)
