@@ -260,6 +260,25 @@ class BridgeEndToEndTests(TestCase):
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
+def spawn_daemon(case: SynchronousTestCase, config: str, logfile: str) -> subprocess.Popen[bytes]:
+    """``twistd -n txami --config CONFIG`` as a child process, killed when ``case`` ends."""
+    twistd = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", f"--logfile={logfile}"]
+    process = subprocess.Popen(
+        [*twistd, "txami", "--config", config],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def reap() -> None:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+    case.addCleanup(reap)
+    return process
+
+
 def _read_line(stream: Any, deadline: float, wanted: Any) -> bytes:
     """Read ``stream`` (a pipe) until a line for which ``wanted(line)`` holds, or the deadline."""
     buffer = b""

@@ -14,14 +14,13 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from typing import Any
 
 from twisted.internet import reactor
 
-from tests.test_daemon_e2e import TWISTD
-from tests.test_plugin import ROOT, keep_checkout_clean
+from tests.test_daemon_e2e import spawn_daemon
+from tests.test_plugin import keep_checkout_clean
 from tests.test_redis_streams import DaemonWithRedis, wait_for
 from txami.daemon.entries import actions_key, guard_key
 from txami.daemon.options import build_service
@@ -150,30 +149,7 @@ class ActionGapTests(DaemonWithRedis):
                 f"[redis]\nurl = {self.redis.url}\nconsumer = {consumer}\n"
                 f"claim-idle = {claim_idle}\n"
             )
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                TWISTD,
-                "-n",
-                "--pidfile=",
-                f"--logfile={os.path.join(self.dir, name + '.log')}",
-                "txami",
-                "--config",
-                path,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def reap() -> None:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
-
-        self.addCleanup(reap)
-        return process
+        return spawn_daemon(self, path, os.path.join(self.dir, name + ".log"))
 
     async def test_killed_daemon_claimed_under_another_name(self) -> None:
         """An Originate in flight when its daemon dies is claimed by another: unknown, once."""

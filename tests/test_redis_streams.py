@@ -12,7 +12,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -23,8 +22,8 @@ from twisted.trial.unittest import TestCase
 
 from tests import realpbx
 from tests.redisserver import SKIP, RedisServer, free_port
-from tests.test_daemon_e2e import TWISTD
-from tests.test_plugin import ROOT, keep_checkout_clean
+from tests.test_daemon_e2e import spawn_daemon
+from tests.test_plugin import keep_checkout_clean
 from txami.daemon.entries import GAP, SESSION_END, SESSION_START, actions_key, events_key
 from txami.daemon.options import build_service
 from txami.daemon.service import BridgeService
@@ -316,30 +315,7 @@ class ActionTests(DaemonWithRedis):
         path = self.config(self.pbx("east"))
 
         def daemon(name: str) -> subprocess.Popen[bytes]:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    TWISTD,
-                    "-n",
-                    "--pidfile=",
-                    f"--logfile={os.path.join(self.dir, name + '.log')}",
-                    "txami",
-                    "--config",
-                    path,
-                ],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-
-            def reap() -> None:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(timeout=30)
-
-            self.addCleanup(reap)
-            return process
+            return spawn_daemon(self, path, os.path.join(self.dir, name + ".log"))
 
         first = daemon("first")
         await wait_for(lambda: self.stream("east"), "the first daemon's session", timeout=30)
