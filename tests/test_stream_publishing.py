@@ -590,18 +590,23 @@ class BatchPublisherTests(PublisherTests):
         self.clock.advance(0)
         self.assertEqual(self.engine.batches, [[("east", 0, [1, 2])]])
 
-    def test_fair_shares(self) -> None:
-        """Many PBXs share a window as one entry each per round would, in their order."""
-        publisher = StreamPublisher(self.engine, self.clock, window=10, run=1)
-        buffers = [make_buffer(pbx=name) for name in ("a", "b", "c", "d")]
+    def backlogs(self, run: int, counts: tuple[int, ...]) -> list[PBXBuffer]:
+        """PBXs a, b, c, ... with ``counts`` entries waiting, then Redis back (window 10)."""
+        publisher = StreamPublisher(self.engine, self.clock, window=10, run=run)
+        buffers = [make_buffer(pbx=name) for name in "abcdefgh"[: len(counts)]]
         self.engine.connected = False
         publisher.engine_lost()
-        for buffer, count in zip(buffers, (1, 6, 2, 6), strict=True):
+        for buffer, count in zip(buffers, counts, strict=True):
             publisher.add_buffer(buffer)
             for seq in range(1, count + 1):
                 buffer.add(event(seq))
         self.engine.back()
         self.clock.advance(0)
+        return buffers
+
+    def test_fair_shares(self) -> None:
+        """Many PBXs share a window as one entry each per round would, in their order."""
+        buffers = self.backlogs(run=1, counts=(1, 6, 2, 6))
         # Rounds of one each: a b c d, b c d, b d, then b fills the room of 10.
         self.assertEqual(
             self.engine.batches[-1],
@@ -618,16 +623,7 @@ class BatchPublisherTests(PublisherTests):
 
     def test_fair_runs(self) -> None:
         """With run=3, the PBXs share a window in rounds of up to 3 entries each, in turns."""
-        publisher = StreamPublisher(self.engine, self.clock, window=10, run=3)
-        buffers = [make_buffer(pbx=name) for name in ("a", "b", "c", "d")]
-        self.engine.connected = False
-        publisher.engine_lost()
-        for buffer, count in zip(buffers, (1, 12, 2, 12), strict=True):
-            publisher.add_buffer(buffer)
-            for seq in range(1, count + 1):
-                buffer.add(event(seq))
-        self.engine.back()
-        self.clock.advance(0)
+        self.backlogs(run=3, counts=(1, 12, 2, 12))
         # A round of 3 each (a 1, b 3, c 2, d 3) is 9; the next round starts at b: 1 more.
         self.assertEqual(
             self.engine.batches[-1],
