@@ -146,10 +146,10 @@ class HubTests(SynchronousTestCase):
         self.assertEqual((merged.events_received, len(seen), pbx.sinks), (2, 2, ()))
 
     def test_count_into(self) -> None:
-        """Events are counted by name, at most ``max_names`` names, the rest as ``_other``."""
+        """Events are counted by name, at most ``max_names`` names, the rest under ``other``."""
         hub = EventHub(Clock())
         counts: dict[str, int] = {}
-        hub.count_into(counts, 2)
+        hub.count_into(counts, 2, "_other")
         for name in ("Hangup", "Newchannel", "Hangup", "Dial", "Newstate", "Newchannel"):
             hub(Message([("Event", name)]))
         self.assertEqual(counts, {"Hangup": 2, "Newchannel": 2, "_other": 2})

@@ -26,9 +26,6 @@ __all__ = ["EventHub", "ReceivedEvent", "Sink"]
 
 _log = Logger(namespace="txami.daemon.hub")
 
-#: What a name beyond `EventHub.count_into`'s ``max_names`` is counted under.
-_OTHER = "_other"
-
 
 class ReceivedEvent:
     """
@@ -82,6 +79,7 @@ class EventHub:
         self.events_received = 0
         self._counts: dict[str, int] | None = None
         self._max_names = 0
+        self._other = ""
 
     def subscribe(self, sink: Sink) -> None:
         """Give every later event to ``sink``."""
@@ -122,20 +120,21 @@ class EventHub:
         """The current subscribers, in subscription order."""
         return self._sinks
 
-    def count_into(self, counts: dict[str, int], max_names: int) -> None:
+    def count_into(self, counts: dict[str, int], max_names: int, other: str) -> None:
         """
         Count every later event in ``counts`` by its name (at most ``max_names``
-        names; the others under ``"_other"``): what an `EventHub` sink that
+        names; the others under ``other``): what an `EventHub` sink that
         counts would do, without a call per event.
         """
         self._counts = counts
         self._max_names = max_names
+        self._other = other
 
     def _count_new(self, name: str) -> None:
         counts = self._counts
         assert counts is not None
         if len(counts) >= self._max_names and name not in counts:
-            name = _OTHER
+            name = self._other
         counts[name] = counts.get(name, 0) + 1
 
     def __call__(self, event: Message) -> None:

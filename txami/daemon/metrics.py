@@ -173,7 +173,7 @@ class Metrics:
 
     def count_events(self, hub: EventHub) -> None:
         """Count every later event of ``hub`` by its name (as `event_received` would)."""
-        hub.count_into(self._events, self.max_label_values)
+        hub.count_into(self._events, self.max_label_values, OTHER)
 
     def event_received(self, received: ReceivedEvent) -> None:
         """Count one event by its name (an `EventHub` sink; `count_events` is cheaper)."""
