@@ -11,10 +11,8 @@ second daemon, under another consumer name, claim the request.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
-import time
 from typing import Any
 
 from twisted.internet import reactor
@@ -53,25 +51,6 @@ class ActionGapTests(DaemonWithRedis):
         self.addCleanup(lambda: bridge.stopService() if bridge.running else None)
         return bridge
 
-    def request(self, request_id: str, action: str, **headers: str) -> str:
-        """Add a request for east; its entry id."""
-        entry_id: str = self.client(
-            "XADD",
-            KEY,
-            "*",
-            "id",
-            request_id,
-            "action",
-            action,
-            "headers",
-            json.dumps(headers),
-            "reply_to",
-            "replies:test",
-            "deadline",
-            str(int((time.time() + 30) * 1000)),
-        )
-        return entry_id
-
     def replies(self) -> list[tuple[str, str]]:
         return [(f["id"], f["outcome"]) for _, f in self.client.entries("replies:test")]
 
@@ -95,8 +74,8 @@ class ActionGapTests(DaemonWithRedis):
         """Requests pending with a consumer that is gone are claimed, at start and later."""
         self.fake("east")
         self.client("XGROUP", "CREATE", KEY, "txami", "0", "MKSTREAM")
-        sent = self.request("o1", "Originate", **ORIGINATE)
-        deleted = self.request("d1", "Ping")
+        sent = self.request("east", "o1", "Originate", **ORIGINATE)
+        deleted = self.request("east", "d1", "Ping")
         self.ghost_reads("txami-ghost")
         # The dead daemon had sent the Originate: its guard is set; d1 is gone from the stream.
         self.client("SET", guard_key("txami", "east", "o1"), f"sent {sent}", "EX", "600")
@@ -112,7 +91,7 @@ class ActionGapTests(DaemonWithRedis):
         # and read in one transaction, so that the daemon's blocked read does not get it).
         await self.logged_in(bridge)
         self.client("MULTI")
-        self.request("p1", "Ping")
+        self.request("east", "p1", "Ping")
         self.ghost_reads("txami-ghost-2")
         self.client("EXEC")
         [[_, consumer, _, _]] = self.pending()
@@ -126,7 +105,7 @@ class ActionGapTests(DaemonWithRedis):
         """An answered Originate delivered again is acknowledged: no second reply, not re-sent."""
         self.fake("east")
         await self.logged_in(self.start(self.config(self.pbx("east"))))
-        entry = self.request("o1", "Originate", **ORIGINATE)
+        entry = self.request("east", "o1", "Originate", **ORIGINATE)
         await wait_for(self.replies, "the reply")
         await wait_for(lambda: self.pending() == [], "acknowledged")
         self.assertEqual(self.replies(), [("o1", "ok")])
@@ -134,7 +113,7 @@ class ActionGapTests(DaemonWithRedis):
         # Rewound, the group delivers the answered request again (as a crash between the
         # reply and its XACK would have, before they were one transaction).
         self.client("XGROUP", "SETID", KEY, "txami", "0")
-        self.request("p1", "Ping")
+        self.request("east", "p1", "Ping")
         await wait_for(lambda: len(self.replies()) >= 2, "the Ping's reply")
         await wait_for(lambda: self.pending() == [], "both acknowledged")
         self.assertEqual(self.replies(), [("o1", "ok"), ("p1", "ok")])
@@ -158,7 +137,7 @@ class ActionGapTests(DaemonWithRedis):
         fake.delay_action("Originate", None)
         first = self.daemon("first", "txami-a", 0)
         await wait_for(lambda: self.stream("east"), "the first daemon's session", timeout=30)
-        self.request("o1", "Originate", **ORIGINATE)
+        self.request("east", "o1", "Originate", **ORIGINATE)
         await wait_for(self.originates, "the Originate at the PBX")
         first.kill()
         first.wait(timeout=30)

@@ -133,6 +133,25 @@ class DaemonWithRedis(TestCase):
         self.client.close()
         self.client = self.redis.client()
 
+    def request(self, pbx: str, request_id: str, action: str, **headers: str) -> str:
+        """Add an action request for ``pbx`` (replies to ``replies:test``); its entry id."""
+        entry_id: str = self.client(
+            "XADD",
+            actions_key("txami", pbx),
+            "*",
+            "id",
+            request_id,
+            "action",
+            action,
+            "headers",
+            json.dumps(headers),
+            "reply_to",
+            "replies:test",
+            "deadline",
+            str(int((time.time() + 30) * 1000)),
+        )
+        return entry_id
+
 
 class EventStreamTests(DaemonWithRedis):
     """Events of several PBXs into their streams."""
@@ -263,23 +282,6 @@ class EventStreamTests(DaemonWithRedis):
 
 class ActionTests(DaemonWithRedis):
     """Actions requested through Redis."""
-
-    def request(self, pbx: str, request_id: str, action: str, **headers: str) -> None:
-        self.client(
-            "XADD",
-            actions_key("txami", pbx),
-            "*",
-            "id",
-            request_id,
-            "action",
-            action,
-            "headers",
-            json.dumps(headers),
-            "reply_to",
-            "replies:test",
-            "deadline",
-            str(int((time.time() + 30) * 1000)),
-        )
 
     def replies(self) -> list[dict[str, str]]:
         return [fields for _, fields in self.client.entries("replies:test")]
