@@ -99,6 +99,23 @@ class HubTests(SynchronousTestCase):
         self.assertIs(seen[0].json, seen[0].json)
         self.assertEqual(hub.events_received, 1)
 
+    def test_one_time_per_turn(self) -> None:
+        """One reactor turn's events share its first clock reading; the next turn reads again."""
+        clock = Clock()
+        clock.advance(T0)
+        hub = EventHub(clock)
+        seen: list[ReceivedEvent] = []
+        hub.subscribe(seen.append)
+        hub.receive(HANGUP)
+        clock.advance(0.25)  # the turn's end is due: the next event reads the clock again
+        clock.advance(0.25)  # nothing read since: nothing is scheduled
+        hub.receive(HANGUP)
+        hub.receive(HANGUP)
+        self.assertEqual([event.received for event in seen], [T0, T0 + 0.5, T0 + 0.5])
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_failing_sink(self) -> None:
         """A sink that raises is logged and the later sinks still get the event."""
         hub = EventHub(Clock())

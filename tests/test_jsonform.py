@@ -99,6 +99,18 @@ class FastWayTests(SynchronousTestCase):
             '"Channel":"PJSIP/1","Uniqueid":"1700000000.2"}',
         )
 
+    def test_same_time_other_pbx(self) -> None:
+        """Lines of one receive time but another PBX (or none) each get their own head."""
+        text = "Event: Heads\r\nA: 1"
+        pbxs = ("a", "a", "b", None, "a")
+        with fresh_shapes():
+            lines = [event_json(Message.parse(text), 9.5, pbx) for pbx in pbxs]
+        self.assertEqual(
+            lines,
+            [dumps(event_dict(Message.parse(text), 9.5, pbx)) for pbx in pbxs],
+        )
+        self.assertEqual(len(set(lines)), 3)
+
     def test_messages_built_from_pairs(self) -> None:
         """A message built in code (no wire text) takes the general way."""
         event = Message([("Event", "Built"), ("A", '"q"')])

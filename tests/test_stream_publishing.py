@@ -88,6 +88,18 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual((seqs(buffer.unsent), buffer.bytes), ([5], 800))
         self.assertEqual(buffer.unsent[0].gap, [4, 1, 4, 1])
 
+    def test_ready_only_when_not_queued(self) -> None:
+        """``ready`` is called for an entry added out of the publisher's turns only."""
+        calls: list[PBXBuffer] = []
+        buffer = make_buffer()
+        buffer.ready = calls.append
+        buffer.add(event(1))
+        buffer.queued = True
+        buffer.add(event(2))
+        buffer.queued = False
+        buffer.add(event(3))
+        self.assertEqual(calls, [buffer, buffer])
+
     def test_entry_larger_than_the_bound(self) -> None:
         """An entry bigger than the whole bound is dropped too; its gap waits for the next one."""
         buffer = make_buffer(max_bytes=500)
@@ -225,6 +237,18 @@ class SequencerTests(SynchronousTestCase):
         )
         self.assertEqual(json.loads(self.buffer.unsent[1].json)["pbx"], "east")
         self.assertEqual(self.buffer.unsent[1].ts, "5000")
+
+    def test_event_entry(self) -> None:
+        """An event's entry holds what ``Entry(...)`` would (its size, no gap)."""
+        self.sequencer.logged_in(object())
+        self.hub(Message([("Event", "Hangup")]))
+        made = self.buffer.unsent[1]
+        built = Entry(made.epoch, made.seq, made.event, made.received, made.json)
+        self.assertEqual(
+            [getattr(made, name) for name in Entry.__slots__],
+            [getattr(built, name) for name in Entry.__slots__],
+        )
+        self.assertEqual((made.event, made.seq, made.gap), ("Hangup", 1, None))
 
     def test_refused_login_opens_no_session(self) -> None:
         """A connection that never logged in leaves no marker."""

@@ -95,7 +95,6 @@ def dumps(value: Any) -> str:
 
 def event_json(event: Message, received: float, pbx: str | None = None) -> str:
     """One event as one line of JSON (without the newline); see `event_dict`."""
-    global _stamp
     text = event._text  # a received message's text (None for one built from pairs)
     if text is not None and 0.0 <= received < _LATEST:
         shapes = _BY_EVENT.get(event.name)  # type: ignore[arg-type]
@@ -103,25 +102,12 @@ def event_json(event: Message, received: float, pbx: str | None = None) -> str:
             for fullmatch, line in shapes:
                 found = fullmatch(text)
                 if found is not None:
-                    # The receive time as `format_timestamp` writes it: the date and the
-                    # time of day change once a second; the microseconds are rounded as
-                    # `datetime.fromtimestamp` rounds them (half to even).
-                    fraction = received % 1.0
-                    micro = round(fraction * 1e6)
-                    whole = received - fraction
-                    if micro >= 1000000:
-                        micro -= 1000000
-                        whole += 1.0
-                    stamp = _stamp
-                    if whole != stamp[0]:
-                        # One tuple, replaced whole: safe if threads call this too.
-                        stamp = _stamp = (whole, _HEAD + format_timestamp(whole)[:-7])
+                    head = _head
+                    if received != head[0] or pbx != head[1]:
+                        head = _head_of(received, pbx)
                     parts = line.copy()  # the shared template stays untouched
-                    parts[0] = stamp[1]
-                    parts[1] = _DIGITS[micro // 1000]
-                    parts[2] = _DIGITS[micro % 1000]
-                    parts[3] = _TAILS.get(pbx) or _tail(pbx)
-                    parts[5:-1:2] = found.groups()
+                    parts[0] = head[2]
+                    parts[2:-1:2] = found.groups()
                     return "".join(parts)
     result = dumps(event_dict(event, received, pbx))
     if text is not None:
@@ -202,9 +188,10 @@ class _Shapes:
         )
         if pattern.fullmatch(text) is None:
             return  # a value needs escaping: a later event of this layout may not
-        # The line: 4 slots for the head, then each header's ``"Name":"`` (after
-        # the first, ``","Name":"``) and its value's slot, then the end.
-        line: list[str] = ["", "", "", ""]
+        # The line: a slot for the head (the timestamp and the PBX), then each
+        # header's ``"Name":"`` (after the first, ``","Name":"``) and its value's
+        # slot, then the end.
+        line: list[str] = [""]
         for index, name in enumerate(names):
             line += ['"' + name + '":"' if index == 0 else '","' + name + '":"', ""]
         line.append('"}')
@@ -218,15 +205,42 @@ class _Shapes:
 _SHAPES = _Shapes()
 _BY_EVENT = _SHAPES.by_event
 
-# The line's start: the timestamp up to its microseconds (per second), and what
-# follows them (per PBX).
 _HEAD = '{"' + TIMESTAMP_KEY + '":"'
 #: The last second formatted, and the timestamp's text up to its microseconds.
 _stamp = (-1.0, "")
+#: The last line head made: the receive time, the PBX, and the head's text.
+_head: tuple[float, str | None, str] = (-1.0, None, "")
 _DIGITS = [f"{number:03d}" for number in range(1000)]
 _TAILS: dict[str | None, str] = {None: 'Z",'}
 #: Receive times the fast way writes (the rest take the general way): 0 .. year 3000.
 _LATEST = 32503680000.0
+
+
+def _head_of(received: float, pbx: str | None) -> tuple[float, str | None, str]:
+    """
+    The head of the lines of events received at ``received`` from ``pbx``:
+    ``{"@timestamp":"...Z",`` and the PBX's field.  The events of one read
+    share their receive time, so the last head is kept (one tuple, replaced
+    whole: safe if threads call this too).
+    """
+    global _stamp, _head
+    # The receive time as `format_timestamp` writes it: the date and the time of day
+    # change once a second; the microseconds are rounded as `datetime.fromtimestamp`
+    # rounds them (half to even).
+    fraction = received % 1.0
+    micro = round(fraction * 1e6)
+    whole = received - fraction
+    if micro >= 1000000:
+        micro -= 1000000
+        whole += 1.0
+    stamp = _stamp
+    if whole != stamp[0]:
+        stamp = _stamp = (whole, _HEAD + format_timestamp(whole)[:-7])
+    text = (
+        stamp[1] + _DIGITS[micro // 1000] + _DIGITS[micro % 1000] + (_TAILS.get(pbx) or _tail(pbx))
+    )
+    head = _head = (received, pbx, text)
+    return head
 
 
 def _tail(pbx: str | None) -> str:

@@ -73,8 +73,9 @@ class BufferBudget:
 class PBXBuffer:
     """
     One PBX's entries on their way to the stream; see the module doc.
-    ``ready`` is called when an entry is added (the publisher sends it when
-    it can).
+    ``ready`` is called when an entry is added while the buffer is not
+    ``queued`` (in the publisher's turns, which it sets): the publisher sends
+    it when it can, and a queued buffer is looked at again anyway.
     """
 
     def __init__(
@@ -127,7 +128,8 @@ class PBXBuffer:
                 pass
         if budget.events > budget.max_events or budget.bytes > budget.max_bytes:
             budget.shed()
-        self.ready(self)
+        if not self.queued:
+            self.ready(self)
 
     @property
     def droppable(self) -> bool:

@@ -67,6 +67,8 @@ class EventHub:
     def __init__(self, clock: IReactorTime, pbx: str | None = None) -> None:
         self._clock = clock
         self._seconds = clock.seconds
+        #: The receive time of this reactor turn's events (None before the turn's first).
+        self._now: float | None = None
         self.pbx = pbx
         self._sinks: tuple[Sink, ...] = ()
         #: The sinks given each event: `_sinks` less merging hubs that have none.
@@ -137,13 +139,19 @@ class EventHub:
             name = self._other
         counts[name] = counts.get(name, 0) + 1
 
-    def __call__(self, event: Message) -> None:
+    def receive(self, event: Message) -> None:
         """Stamp ``event`` with the time now and give it to every sink."""
         # ReceivedEvent(event, now, self.pbx), without the call to its __init__.
         received = _new(ReceivedEvent)
         received.event = event
         received.name = name = event.name or ""
-        received.received = self._seconds()
+        now = self._now
+        if now is None:
+            # The events of one read came in together: one time for them all, not a
+            # clock call per event (and the JSON lines' timestamps are made once).
+            now = self._now = self._seconds()
+            self._clock.callLater(0, self._turn_ended)
+        received.received = now
         received.pbx = self.pbx
         received._json = None
         self.events_received += 1
@@ -158,6 +166,12 @@ class EventHub:
                 sink(received)
             except Exception:
                 _log.failure("event sink {sink!r} raised on a {name} event", sink=sink, name=name)
+
+    def _turn_ended(self) -> None:
+        self._now = None
+
+    #: The hub is an event handler itself; `receive`, the bound method, is the cheaper to call.
+    __call__ = receive
 
     def deliver(self, received: ReceivedEvent) -> None:
         """Give an already stamped event to every sink."""

@@ -17,11 +17,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from txami.daemon.buffer import PBXBuffer
-from txami.daemon.entries import SESSION_END, SESSION_START, Entry, marker_json
+from txami.daemon.entries import ENTRY_OVERHEAD, SESSION_END, SESSION_START, Entry, marker_json
 from txami.daemon.hub import ReceivedEvent
 from txami.jsonform import event_json
 
 __all__ = ["Sequencer"]
+
+_new = object.__new__
 
 
 class Sequencer:
@@ -73,8 +75,8 @@ class Sequencer:
 
     # --- hub sink ------------------------------------------------------------------------------
 
-    def __call__(self, received: ReceivedEvent) -> None:
-        """Buffer one event with the next seq of its session."""
+    def add_event(self, received: ReceivedEvent) -> None:
+        """Buffer one event with the next seq of its session (the hub's sink)."""
         if not self.in_session:
             self._start(received.received)
         self.seq = seq = self.seq + 1
@@ -82,4 +84,15 @@ class Sequencer:
         json = received._json
         if json is None:
             json = received._json = event_json(received.event, received.received, received.pbx)
-        self._add(Entry(self.epoch, seq, received.name, received.received, json))
+        # Entry(self.epoch, seq, name, received.received, json), without the call to its __init__.
+        entry = _new(Entry)
+        entry.epoch = self.epoch
+        entry.seq = seq
+        entry.event = name = received.name
+        entry.received = received.received
+        entry.json = json
+        entry.size = len(json) + len(name) + ENTRY_OVERHEAD
+        entry.gap = None
+        self._add(entry)
+
+    __call__ = add_event

@@ -138,7 +138,7 @@ class PBXSession(MultiService):
         self.hub = EventHub(reactor, pbx=self.pbx)
         self.state = ConnectionState(reactor)
         self.metrics = Metrics(pbx=self.pbx)
-        self.factory.add_event_handler("*", self.hub)
+        self.factory.add_event_handler("*", self.hub.receive)
         self.factory.add_connection_listener(self.state)
         self.metrics.count_events(self.hub)
         self.client = AMIClientService(
@@ -161,7 +161,7 @@ class PBXSession(MultiService):
         self.buffer = buffer
         self.sequencer = Sequencer(self.pbx, self.clock, buffer)
         self.factory.add_connection_listener(self.sequencer)
-        self.hub.subscribe(self.sequencer)
+        self.hub.subscribe(self.sequencer.add_event)
         add = self.metrics.add_value
         add(
             "txami_buffered_events",
