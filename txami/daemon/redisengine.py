@@ -139,14 +139,15 @@ class RedisStreamEngine:
         # Each command's final CRLF is written in front of the next one's head (and
         # once after the last): one part fewer per entry.
         start = head[2:]
-        # The ``ts`` field (`Entry.ts`), made once a millisecond: entries come many to one.
-        last = -1
+        # The ``ts`` field (`Entry.ts`), made once per receive time: the entries of
+        # one read share theirs.
+        last = -1.0
         ts = ""
         for entry in entries:
-            millis = int(entry.received * 1000.0)
-            if millis != last:
-                last = millis
-                ts = str(millis)
+            received = entry.received
+            if received != last:
+                last = received
+                ts = str(int(received * 1000.0))
             seq = str(entry.seq)
             json = entry.json
             size = len(json)
