@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.redisserver import SKIP
 from txami.daemon.config import RedisConfig
 from txami.daemon.redisconn import (
+    SEND_LIMIT,
     RedisConnection,
     RedisNotConnected,
     _Incomplete,
@@ -125,6 +126,15 @@ class _Receiver:
         return sum(count for count, _ in self.answers)
 
 
+class _Layer:
+    """A transport with Twisted's per-turn send limit, over ``transport`` (as TLS is)."""
+
+    SEND_LIMIT = 128 * 1024
+
+    def __init__(self, transport: Any = None) -> None:
+        self.transport = transport
+
+
 class BatchTests(SynchronousTestCase):
     """send_batch: many commands written at once, their answers to one receiver, in order."""
 
@@ -134,6 +144,17 @@ class BatchTests(SynchronousTestCase):
         self.protocol = _protocol_class()(charset="utf-8", replyTimeout=None, convertNumbers=False)
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
+
+    def test_send_limit_lifted(self) -> None:
+        """A new connection's transport, and the one under it, may send a whole batch a turn."""
+        tcp = _Layer()
+        tls = _Layer(tcp)
+        tls.loseConnection = self.transport.loseConnection  # type: ignore[attr-defined]
+        protocol = _protocol_class()(charset="utf-8", replyTimeout=None, convertNumbers=False)
+        protocol.makeConnection(tls)
+        self.assertEqual((tls.SEND_LIMIT, tcp.SEND_LIMIT), (SEND_LIMIT, SEND_LIMIT))
+        self.assertEqual(_Layer.SEND_LIMIT, 128 * 1024)
+        self.assertGreaterEqual(SEND_LIMIT, 4 * 1024 * 1024)
 
     def test_runs_split_anywhere(self) -> None:
         """Answers cut at any byte reach the right receivers, commands' replies in between."""

@@ -162,6 +162,7 @@ def _protocol_class() -> Any:
                 self.awaited: deque[_Awaited | None] = deque()
 
             def connectionMade(self) -> Any:
+                _lift_send_limit(self.transport)
                 result = super().connectionMade()
                 if self.on_connect is not None:
                     self.on_connect(self)
@@ -505,6 +506,23 @@ class RedisConnection(Service):
             return succeed(None)
         result: Deferred[None] = service.stopService()
         return result
+
+
+#: Bytes a Redis connection's transport may send per reactor turn (Twisted's default: 128 KiB).
+SEND_LIMIT = 4 * 1024 * 1024
+
+
+def _lift_send_limit(transport: Any) -> None:
+    """
+    Let ``transport`` (and a TLS transport's own) send a whole batch of
+    ``XADD`` commands in one turn: at Twisted's 128 KiB a turn, a batch of a
+    thousand entries takes several turns, each as long as the reads of every
+    PBX's socket, and the stream falls behind the PBXs.
+    """
+    while transport is not None:
+        if isinstance(getattr(transport, "SEND_LIMIT", None), int):
+            transport.SEND_LIMIT = max(transport.SEND_LIMIT, SEND_LIMIT)
+        transport = getattr(transport, "transport", None)
 
 
 def _translate(failure: Failure) -> Failure:
