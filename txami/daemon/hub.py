@@ -1,10 +1,15 @@
 """
 `EventHub`: the daemon's one event handler, fanning each AMI event out to its sinks.
 
-The hub is registered once on the factory for ``"*"``; the event log, the
-metrics and every open ``/events`` stream subscribe to it.  Each event is
-stamped with its receive time once, and turned into JSON at most once however
-many sinks write it.  A sink that raises is logged; the others still get the event.
+The hub is registered once on the factory for ``"*"`` (as `EventHub.receive`);
+the event log, the metrics and every open ``/events`` stream subscribe to it.
+Each event is stamped with its receive time once, and turned into JSON at most
+once however many sinks write it.  A sink that raises is logged; the others
+still get the event.
+
+The receive time is read once per reactor turn: the events of one socket read
+arrived together and share it (and the JSON lines' timestamp text is then made
+once for them all).
 
 The hub is on the path of every event, so it keeps its own work small: it
 can count the events by name itself (`count_into`, for the metrics, rather
