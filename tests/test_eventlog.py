@@ -116,6 +116,42 @@ class HubTests(SynchronousTestCase):
         clock.advance(0)
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_direct_while_only_sink(self) -> None:
+        """A sink's direct form gets (message, name, time) while it is the only sink."""
+        clock = Clock()
+        clock.advance(T0)
+        hub = EventHub(clock)
+        direct: list[tuple[Message, str, float]] = []
+        seen: list[ReceivedEvent] = []
+        other: list[ReceivedEvent] = []
+        hub.subscribe(seen.append, direct=lambda *args: direct.append(args))
+        hub.receive(HANGUP)
+        hub.subscribe(other.append)
+        hub.receive(HANGUP)
+        hub.unsubscribe(other.append)
+        hub.receive(HANGUP)
+        hub.unsubscribe(seen.append)
+        hub.receive(HANGUP)
+        self.assertEqual(direct, [(HANGUP, "Hangup", T0), (HANGUP, "Hangup", T0)])
+        self.assertEqual([(r.event, r.name, r.received) for r in seen], [(HANGUP, "Hangup", T0)])
+        self.assertIs(other[0], seen[0])
+        self.assertEqual(hub.events_received, 4)
+
+    def test_failing_direct_sink(self) -> None:
+        """A direct sink that raises is logged, and the hub goes on."""
+        hub = EventHub(Clock())
+        counts: dict[str, int] = {}
+        hub.count_into(counts, 10, "_other")
+
+        def broken(event: Message, name: str, received: float) -> None:
+            raise RuntimeError("boom")
+
+        hub.subscribe(lambda received: None, direct=broken)
+        hub.receive(HANGUP)
+        hub.receive(HANGUP)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual((counts, hub.events_received), ({"Hangup": 2}, 2))
+
     def test_failing_sink(self) -> None:
         """A sink that raises is logged and the later sinks still get the event."""
         hub = EventHub(Clock())

@@ -250,6 +250,23 @@ class SequencerTests(SynchronousTestCase):
         )
         self.assertEqual((made.event, made.seq, made.gap), ("Hangup", 1, None))
 
+    def test_direct_entries_are_the_same(self) -> None:
+        """Events the hub calls in directly make the entries its ReceivedEvents would."""
+        direct_buffer = make_buffer()
+        direct = Sequencer("east", self.clock, direct_buffer)
+        hub = EventHub(self.clock, pbx="east")
+        hub.subscribe(direct.add_event, direct=direct.add_message)
+        self.clock.advance(7.5)
+        for text in ("Event: Hangup\r\nA: 1", "Event: Hangup\r\nA: 2", 'Event: X\r\nQ: "'):
+            self.hub.receive(Message.parse(text))
+            hub.receive(Message.parse(text))
+        fields = ("epoch", "seq", "event", "received", "json", "size", "gap")
+        self.assertEqual(
+            [[getattr(entry, name) for name in fields] for entry in direct_buffer.unsent],
+            [[getattr(entry, name) for name in fields] for entry in self.buffer.unsent],
+        )
+        self.assertEqual(len(direct_buffer.unsent), 4)
+
     def test_refused_login_opens_no_session(self) -> None:
         """A connection that never logged in leaves no marker."""
         self.sequencer.connected(object())

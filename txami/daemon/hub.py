@@ -27,9 +27,10 @@ from twisted.logger import Logger
 from txami.jsonform import event_json
 from txami.message import Message
 
-__all__ = ["EventHub", "ReceivedEvent", "Sink"]
+__all__ = ["DirectSink", "EventHub", "ReceivedEvent", "Sink"]
 
 _log = Logger(namespace="txami.daemon.hub")
+_RAISED = "event sink {sink!r} raised on a {name} event"
 
 
 class ReceivedEvent:
@@ -57,6 +58,8 @@ class ReceivedEvent:
 
 #: A subscriber: called with every event the hub receives.
 Sink = Callable[[ReceivedEvent], object]
+#: A subscriber's cheaper form: called with the message, its name and its receive time.
+DirectSink = Callable[[Message, str, float], object]
 
 _new = object.__new__
 
@@ -84,12 +87,23 @@ class EventHub:
         self._merged: list[EventHub] = []
         #: Events received since the hub was made (by a merging hub: while it had sinks).
         self.events_received = 0
+        #: The direct form of the sinks that have one (see `subscribe`).
+        self._directs: dict[Sink, DirectSink] = {}
+        #: The only active sink's direct form, if it has one.
+        self._direct: DirectSink | None = None
         self._counts: dict[str, int] | None = None
         self._max_names = 0
         self._other = ""
 
-    def subscribe(self, sink: Sink) -> None:
-        """Give every later event to ``sink``."""
+    def subscribe(self, sink: Sink, *, direct: DirectSink | None = None) -> None:
+        """
+        Give every later event to ``sink``.  ``direct``, if given, is the same
+        sink in a cheaper form, called with the message, its name and its
+        receive time instead of a `ReceivedEvent`, while ``sink`` is the only
+        sink: no `ReceivedEvent` is made, and no JSON line is shared.
+        """
+        if direct is not None:
+            self._directs[sink] = direct
         self._sinks += (sink,)
         merger = getattr(sink, "__self__", None)
         if isinstance(merger, EventHub) and getattr(sink, "__func__", None) is EventHub.deliver:
@@ -103,6 +117,7 @@ class EventHub:
             sinks = list(self._sinks)
             sinks.remove(sink)
             self._sinks = tuple(sinks)
+            self._directs.pop(sink, None)
             merger = getattr(sink, "__self__", None)
             if merger in self._mergers and sink.__func__ is EventHub.deliver:  # type: ignore[attr-defined]
                 self._mergers.remove(merger)
@@ -119,6 +134,7 @@ class EventHub:
             if id(getattr(sink, "__self__", None)) not in idle
             or getattr(sink, "__func__", None) is not EventHub.deliver
         )
+        self._direct = self._directs.get(self._active[0]) if len(self._active) == 1 else None
         for hub in self._merged:
             hub._update()
 
@@ -146,19 +162,13 @@ class EventHub:
 
     def receive(self, event: Message) -> None:
         """Stamp ``event`` with the time now and give it to every sink."""
-        # ReceivedEvent(event, now, self.pbx), without the call to its __init__.
-        received = _new(ReceivedEvent)
-        received.event = event
-        received.name = name = event.name or ""
+        name = event.name or ""
         now = self._now
         if now is None:
             # The events of one read came in together: one time for them all, not a
             # clock call per event (and the JSON lines' timestamps are made once).
             now = self._now = self._seconds()
             self._clock.callLater(0, self._turn_ended)
-        received.received = now
-        received.pbx = self.pbx
-        received._json = None
         self.events_received += 1
         counts = self._counts
         if counts is not None:
@@ -166,11 +176,25 @@ class EventHub:
                 counts[name] += 1
             except KeyError:
                 self._count_new(name)
+        direct = self._direct
+        if direct is not None:
+            try:
+                direct(event, name, now)
+            except Exception:
+                _log.failure(_RAISED, sink=direct, name=name)
+            return
+        # ReceivedEvent(event, now, self.pbx), without the call to its __init__.
+        received = _new(ReceivedEvent)
+        received.event = event
+        received.name = name
+        received.received = now
+        received.pbx = self.pbx
+        received._json = None
         for sink in self._active:
             try:
                 sink(received)
             except Exception:
-                _log.failure("event sink {sink!r} raised on a {name} event", sink=sink, name=name)
+                _log.failure(_RAISED, sink=sink, name=name)
 
     def _turn_ended(self) -> None:
         self._now = None
@@ -185,6 +209,4 @@ class EventHub:
             try:
                 sink(received)
             except Exception:
-                _log.failure(
-                    "event sink {sink!r} raised on a {name} event", sink=sink, name=received.name
-                )
+                _log.failure(_RAISED, sink=sink, name=received.name)

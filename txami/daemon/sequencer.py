@@ -20,6 +20,7 @@ from txami.daemon.buffer import PBXBuffer
 from txami.daemon.entries import ENTRY_OVERHEAD, SESSION_END, SESSION_START, Entry, marker_json
 from txami.daemon.hub import ReceivedEvent
 from txami.jsonform import event_json
+from txami.message import Message
 
 __all__ = ["Sequencer"]
 
@@ -77,22 +78,29 @@ class Sequencer:
 
     def add_event(self, received: ReceivedEvent) -> None:
         """Buffer one event with the next seq of its session (the hub's sink)."""
-        if not self.in_session:
-            self._start(received.received)
-        self.seq = seq = self.seq + 1
-        # `received.json`, without the property's call.
+        # `received.json`, without the property's call: other sinks may share it.
         json = received._json
         if json is None:
             json = received._json = event_json(received.event, received.received, received.pbx)
-        # Entry(self.epoch, seq, name, received.received, json), without the call to its __init__.
+        self._add_event(received.name, received.received, json)
+
+    __call__ = add_event
+
+    def add_message(self, event: Message, name: str, received: float) -> None:
+        """`add_event` for the hub's direct call (`EventHub.subscribe`): no JSON to share."""
+        self._add_event(name, received, event_json(event, received, self.pbx))
+
+    def _add_event(self, name: str, received: float, json: str) -> None:
+        if not self.in_session:
+            self._start(received)
+        self.seq = seq = self.seq + 1
+        # Entry(self.epoch, seq, name, received, json), without the call to its __init__.
         entry = _new(Entry)
         entry.epoch = self.epoch
         entry.seq = seq
-        entry.event = name = received.name
-        entry.received = received.received
+        entry.event = name
+        entry.received = received
         entry.json = json
         entry.size = len(json) + len(name) + ENTRY_OVERHEAD
         entry.gap = None
         self._add(entry)
-
-    __call__ = add_event
