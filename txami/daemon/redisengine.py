@@ -143,15 +143,17 @@ class RedisStreamEngine:
         # one read share theirs.
         last = -1.0
         ts = ""
+        plain = False
         for entry in entries:
             received = entry.received
             if received != last:
                 last = received
                 ts = str(int(received * 1000.0))
+                plain = len(ts) == 13
             seq = str(entry.seq)
             json = entry.json
             size = len(json)
-            if size < _KNOWN and json.isascii() and len(ts) == 13:
+            if plain and size < _KNOWN and json.isascii():
                 event = entry.event
                 add(
                     (
