@@ -69,8 +69,9 @@ def write_config(directory: str, args: argparse.Namespace) -> str:
                 f"[pbx:p{number:03d}]\nhost = 127.0.0.1\nport = {args.port}\n"
                 f"username = {args.username}\nsecret-file = {secret}\n\n"
             )
+        window = f"window = {args.window}\n" if args.window is not None else ""
         f.write(
-            f"[redis]\nurl = {args.redis}\nactions = no\nwindow = {args.window}\n"
+            f"[redis]\nurl = {args.redis}\nactions = no\n{window}"
             f"maxlen = {args.maxlen}\nbuffer-events = {args.buffer_events}\n"
             f"buffer-bytes = {args.buffer_bytes}\n"
             f"total-buffer-events = {max(args.buffer_events, args.total_buffer_events)}\n"
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis", required=True, help="redis://127.0.0.1:PORT/0")
     p.add_argument("--pbxs", type=int, default=1)
     p.add_argument("--events", type=int, default=200_000, help="events per PBX")
-    p.add_argument("--window", type=int, default=1024)
+    p.add_argument("--window", type=int, default=None, help="the [redis] window (its default)")
     p.add_argument("--maxlen", type=int, default=1_000_000)
     p.add_argument("--buffer-events", type=int, default=10_000_000)
     p.add_argument("--buffer-bytes", type=int, default=4_000_000_000)

@@ -92,7 +92,7 @@ class LoadTests(ConfigFileTestCase):
         )
         assert redis is not None
         self.assertTrue(redis.consumer.startswith("txami-"))
-        self.assertEqual((redis.guard_ttl, redis.claim_idle), (86400, 60))
+        self.assertEqual((redis.guard_ttl, redis.claim_idle, redis.window), (86400, 60, 4096))
 
     def test_redis_password_is_secret(self) -> None:
         """The password comes from its file and never shows in a repr."""

@@ -154,7 +154,7 @@ class BatchTests(SynchronousTestCase):
         protocol.makeConnection(tls)
         self.assertEqual((tls.SEND_LIMIT, tcp.SEND_LIMIT), (SEND_LIMIT, SEND_LIMIT))
         self.assertEqual(_Layer.SEND_LIMIT, 128 * 1024)
-        self.assertGreaterEqual(SEND_LIMIT, 4 * 1024 * 1024)
+        self.assertGreaterEqual(SEND_LIMIT, 16 * 1024 * 1024)
 
     def test_runs_split_anywhere(self) -> None:
         """Answers cut at any byte reach the right receivers, commands' replies in between."""

@@ -69,7 +69,7 @@ REDIS_DEFAULTS: Mapping[str, str | None] = {
     "tls-ca": None,
     "prefix": "txami",
     "maxlen": "100000",
-    "window": "1024",
+    "window": "4096",
     "buffer-events": "100000",
     "buffer-bytes": "64000000",
     "total-buffer-events": "1000000",
@@ -223,7 +223,7 @@ class RedisConfig:
     #: ``XADD ... MAXLEN ~ maxlen`` (0: no trimming).
     maxlen: int = 100_000
     #: XADDs sent and not yet acknowledged, at most.
-    window: int = 1024
+    window: int = 4096
     #: Per-PBX and global buffer bounds while Redis is slow or down.
     buffer_events: int = 100_000
     buffer_bytes: int = 64_000_000

@@ -263,7 +263,7 @@ class StreamPublisher(Service):
     retry_delay = 1.0
 
     def __init__(
-        self, engine: IStreamEngine, clock: IReactorTime, window: int = 1024, run: int = 64
+        self, engine: IStreamEngine, clock: IReactorTime, window: int = 4096, run: int = 64
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window!r}")

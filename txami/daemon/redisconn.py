@@ -509,7 +509,7 @@ class RedisConnection(Service):
 
 
 #: Bytes a Redis connection's transport may send per reactor turn (Twisted's default: 128 KiB).
-SEND_LIMIT = 4 * 1024 * 1024
+SEND_LIMIT = 16 * 1024 * 1024
 
 
 def _lift_send_limit(transport: Any) -> None:
