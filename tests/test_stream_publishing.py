@@ -358,6 +358,19 @@ class PublisherTests(SynchronousTestCase):
         self.assertEqual((self.east.events, self.publisher.in_flight), (0, 0))
         self.assertEqual(self.east.metrics.published, 5)
 
+    def test_added_while_queued(self) -> None:
+        """Entries added while the buffer waits in the turns (no ``ready``) go out, in order."""
+        for seq in range(1, 6):
+            self.east.add(event(seq))
+        self.assertEqual([e.seq for _, e, _, _ in self.engine.pending], [1, 2, 3])
+        self.assertTrue(self.east.queued)
+        for seq in range(6, 9):
+            self.east.add(event(seq))
+        while self.engine.pending:
+            self.engine.ack()
+        self.assertEqual(self.stream(), [(1, seq, "Newchannel") for seq in range(1, 9)])
+        self.assertEqual((self.east.events, self.publisher.in_flight), (0, 0))
+
     def test_turns_between_pbxs(self) -> None:
         """The window is shared in turns, so a busy PBX does not starve a quiet one."""
         west = make_buffer(pbx="west")
