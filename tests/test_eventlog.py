@@ -137,6 +137,20 @@ class HubTests(SynchronousTestCase):
         self.assertIs(other[0], seen[0])
         self.assertEqual(hub.events_received, 4)
 
+    def test_direct_until_a_merging_hub_listens(self) -> None:
+        """A merging hub with no sinks leaves the direct form in use; once it has one, it ends."""
+        pbx, merged = EventHub(Clock(), pbx="a"), EventHub(Clock())
+        direct: list[str] = []
+        seen: list[ReceivedEvent] = []
+        pbx.subscribe(lambda received: None, direct=lambda event, name, now: direct.append(name))
+        pbx.subscribe(merged.deliver)
+        pbx.receive(HANGUP)
+        merged.subscribe(seen.append)
+        pbx.receive(HANGUP)
+        merged.unsubscribe(seen.append)
+        pbx.receive(HANGUP)
+        self.assertEqual((direct, [r.name for r in seen]), (["Hangup", "Hangup"], ["Hangup"]))
+
     def test_failing_direct_sink(self) -> None:
         """A direct sink that raises is logged, and the hub goes on."""
         hub = EventHub(Clock())
