@@ -15,6 +15,12 @@ callgrind, which are repeatable where CPU times on a shared machine are not.
 ``s1``
     txami's S1 client (``bench.clients.txami_client``'s handler: the event's
     name and ``Uniqueid``) fed the same reads, the reference of S7's target.
+``floor``
+    What any design pays: the same reads through txami's protocol, each event's
+    JSON line (`txami.jsonform.event_json`, one receive time a read) and its
+    ``XADD`` fields appended to a list, joined and encoded once a read; no hub,
+    entries, buffers, window or answers.  The distance from here to ``daemon``
+    is what the daemon's own machinery costs.
 
 Usage::
 
@@ -203,7 +209,45 @@ def run_daemon(n: int, pbxs: int) -> dict[str, Any]:
     return {"case": "daemon", "events": pbxs * (n // pbxs), "pbxs": pbxs}
 
 
+def run_floor(n: int) -> dict[str, Any]:
+    """The JSON line and the ``XADD`` fields of ``n`` events, and nothing else (see ``floor``)."""
+    import time
+
+    from twisted.internet import reactor
+
+    from txami import AMIProtocol, Message
+    from txami.jsonform import event_json
+
+    proto = AMIProtocol(reactor)
+    proto.makeConnection(Sink())
+    proto.dataReceived(data.BANNER)
+    fields: list[tuple[str, ...]] = []
+    add = fields.append
+    now = [time.time()]
+    seq = [0]
+
+    def on_event(msg: Message) -> None:
+        received = now[0]
+        seq[0] += 1
+        line = event_json(msg, received, "p000")
+        add((str(seq[0]), msg.name or "", str(int(received * 1000.0)), line))
+
+    proto.add_event_handler("*", on_event)
+    feed = proto.dataReceived
+    sent = 0
+    for chunk in reads(n):
+        now[0] = time.time()
+        feed(chunk)
+        sent += len(fields)
+        "".join([part for entry in fields for part in entry]).encode()
+        fields.clear()
+    assert sent == n, sent
+    return {"case": "floor", "events": n}
+
+
 def run(case: str, n: int, pbxs: int) -> dict[str, Any]:
+    if case == "floor":
+        return run_floor(n)
     return run_s1(n) if case == "s1" else run_daemon(n, pbxs)
 
 
@@ -238,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.s7_inprocess")
     p.add_argument("--callgrind", action="store_true")
     p.add_argument("--profile", action="store_true")
-    p.add_argument("case", choices=("daemon", "s1"))
+    p.add_argument("case", choices=("daemon", "s1", "floor"))
     p.add_argument("n", type=int, nargs="?", default=20000)
     p.add_argument("--pbxs", type=int, default=1)
     args = p.parse_args(argv)
