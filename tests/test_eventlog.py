@@ -143,7 +143,7 @@ class HubTests(SynchronousTestCase):
         direct: list[str] = []
         seen: list[ReceivedEvent] = []
         pbx.subscribe(lambda received: None, direct=lambda event, name, now: direct.append(name))
-        pbx.subscribe(merged.deliver)
+        merged.merge(pbx)
         pbx.receive(HANGUP)
         merged.subscribe(seen.append)
         pbx.receive(HANGUP)
@@ -193,8 +193,8 @@ class HubTests(SynchronousTestCase):
     def test_merging_hub(self) -> None:
         """A merging hub gets the events only while it has sinks, through two levels too."""
         pbx, merged, top = EventHub(Clock(), pbx="a"), EventHub(Clock()), EventHub(Clock())
-        pbx.subscribe(merged.deliver)
-        merged.subscribe(top.deliver)
+        merged.merge(pbx)
+        top.merge(merged)
         pbx(HANGUP)
         self.assertEqual((merged.events_received, top.events_received), (0, 0))
         seen: list[ReceivedEvent] = []
@@ -208,9 +208,20 @@ class HubTests(SynchronousTestCase):
         merged.subscribe(seen.append)
         pbx(HANGUP)
         self.assertEqual((merged.events_received, len(seen)), (2, 2))
-        pbx.unsubscribe(merged.deliver)
+        merged.unmerge(pbx)
         pbx(HANGUP)
         self.assertEqual((merged.events_received, len(seen), pbx.sinks), (2, 2, ()))
+
+    def test_merge_twice_unmerge_unknown(self) -> None:
+        """Merging a hub twice delivers its events once; unmerging a stranger is harmless."""
+        pbx, merged = EventHub(Clock(), pbx="a"), EventHub(Clock())
+        seen: list[ReceivedEvent] = []
+        merged.subscribe(seen.append)
+        merged.merge(pbx)
+        merged.merge(pbx)
+        merged.unmerge(EventHub(Clock()))
+        pbx.receive(HANGUP)
+        self.assertEqual((len(seen), pbx.sinks), (1, (merged.deliver,)))
 
     def test_count_into(self) -> None:
         """Events are counted by name, at most ``max_names`` names, the rest under ``other``."""

@@ -13,8 +13,8 @@ once for them all).
 
 The hub is on the path of every event, so it keeps its own work small: it
 can count the events by name itself (`count_into`, for the metrics, rather
-than a sink call per event), and a hub that merges others (`deliver`
-subscribed to them) is passed over while it has no sinks of its own.
+than a sink call per event), and a hub that merges others (`EventHub.merge`)
+is passed over while it has no sinks of its own.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class EventHub:
     """
     Receives every event (as a factory event handler) and hands it to each
     sink.  ``pbx`` is the name of the PBX the events come from: it is in
-    every event's JSON line.  A hub can also be a sink of other hubs
-    (`deliver`), to merge the events of several PBXs.
+    every event's JSON line.  A hub can also merge the events of other hubs
+    (`merge`), those of several PBXs.
     """
 
     def __init__(self, clock: IReactorTime, pbx: str | None = None) -> None:
@@ -81,7 +81,7 @@ class EventHub:
         self._sinks: tuple[Sink, ...] = ()
         #: The sinks given each event: `_sinks` less merging hubs that have none.
         self._active: tuple[Sink, ...] = ()
-        #: Hubs that merge this one's events (their `deliver` is among the sinks).
+        #: Hubs that merge this one's events (see `merge`; their `deliver` is among the sinks).
         self._mergers: list[EventHub] = []
         #: Hubs whose events this one merges.
         self._merged: list[EventHub] = []
@@ -105,10 +105,6 @@ class EventHub:
         if direct is not None:
             self._directs[sink] = direct
         self._sinks += (sink,)
-        merger = getattr(sink, "__self__", None)
-        if isinstance(merger, EventHub) and getattr(sink, "__func__", None) is EventHub.deliver:
-            self._mergers.append(merger)
-            merger._merged.append(self)
         self._update()
 
     def unsubscribe(self, sink: Sink) -> None:
@@ -118,22 +114,32 @@ class EventHub:
             sinks.remove(sink)
             self._sinks = tuple(sinks)
             self._directs.pop(sink, None)
-            merger = getattr(sink, "__self__", None)
-            if merger in self._mergers and sink.__func__ is EventHub.deliver:  # type: ignore[attr-defined]
-                self._mergers.remove(merger)
-                merger._merged.remove(self)
             self._update()
+
+    def merge(self, source: EventHub) -> None:
+        """
+        Give every later event of ``source`` to this hub's sinks too.  While
+        this hub has no sinks, ``source`` passes it over: merging costs
+        nothing until someone listens here.
+        """
+        if source in self._merged:
+            return
+        self._merged.append(source)
+        source._mergers.append(self)
+        source.subscribe(self.deliver)
+
+    def unmerge(self, source: EventHub) -> None:
+        """Stop merging ``source``'s events (no error if they were not merged)."""
+        if source in self._merged:
+            self._merged.remove(source)
+            source._mergers.remove(self)
+            source.unsubscribe(self.deliver)
 
     def _update(self) -> None:
         """Recompute the active sinks, here and in the hubs this one merges."""
-        idle = {id(hub) for hub in self._mergers if not hub._active}
+        idle = [hub.deliver for hub in self._mergers if not hub._active]
         # The tuple is replaced, never changed: a sink may (un)subscribe while called.
-        self._active = tuple(
-            sink
-            for sink in self._sinks
-            if id(getattr(sink, "__self__", None)) not in idle
-            or getattr(sink, "__func__", None) is not EventHub.deliver
-        )
+        self._active = tuple(sink for sink in self._sinks if sink not in idle)
         self._direct = self._directs.get(self._active[0]) if len(self._active) == 1 else None
         for hub in self._merged:
             hub._update()

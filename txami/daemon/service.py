@@ -167,7 +167,7 @@ class BridgeService(MultiService):
         if session.pbx in self.sessions:
             raise ValueError(f"two PBXs are called {session.pbx!r}")
         self.sessions[session.pbx] = session
-        session.hub.subscribe(self.hub.deliver)
+        self.hub.merge(session.hub)
         self.metrics.add(session.metrics)
 
     @property
