@@ -10,20 +10,15 @@ second daemon, under another consumer name, claim the request.
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from typing import Any
-
-from twisted.internet import reactor
 
 from tests.test_daemon_e2e import spawn_daemon
 from tests.test_plugin import keep_checkout_clean
 from tests.test_redis_streams import DaemonWithRedis, wait_for
 from txami.daemon.entries import actions_key, guard_key
-from txami.daemon.options import build_service
 from txami.daemon.service import BridgeService
-from txami.tap import Options
 
 KEY = actions_key("txami", "east")
 ORIGINATE = {
@@ -40,16 +35,10 @@ class ActionGapTests(DaemonWithRedis):
 
     def start(self, path: str) -> BridgeService:
         """Start the daemon with its blocking reads shortened to 0.2 s (claims wait for them)."""
-        options = Options()
-        options.parseOptions(["--config", path])
-        bridge = build_service(options, reactor, stdout=io.StringIO())
-        for connection in bridge.redis:
-            connection.initial_delay, connection.max_delay = 0.05, 0.2
+        bridge = self.build(path)
         assert bridge.actions is not None
         bridge.actions.block_ms = 200
-        bridge.startService()
-        self.addCleanup(lambda: bridge.stopService() if bridge.running else None)
-        return bridge
+        return self.launch(bridge)
 
     def replies(self) -> list[tuple[str, str]]:
         return [(f["id"], f["outcome"]) for _, f in self.client.entries("replies:test")]

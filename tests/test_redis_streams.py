@@ -110,18 +110,27 @@ class DaemonWithRedis(TestCase):
             f"username = admin\nsecret-file = {secret or self.secret}\n\n"
         )
 
-    def start(self, path: str) -> BridgeService:
+    def build(self, path: str) -> BridgeService:
+        """The daemon of config file ``path``, not started, its Redis reconnecting fast."""
         options = Options()
         options.parseOptions(["--config", path])
         bridge = build_service(options, reactor, stdout=io.StringIO())
         for connection in bridge.redis:
             connection.initial_delay, connection.max_delay = 0.05, 0.2
-        for session in bridge.sessions.values():
-            session.factory.initialDelay = session.factory.delay = 0.05
-            session.factory.maxDelay = 0.2
+        return bridge
+
+    def launch(self, bridge: BridgeService) -> BridgeService:
+        """Start ``bridge``, stopped again after the test."""
         bridge.startService()
         self.addCleanup(lambda: bridge.stopService() if bridge.running else None)
         return bridge
+
+    def start(self, path: str) -> BridgeService:
+        bridge = self.build(path)
+        for session in bridge.sessions.values():
+            session.factory.initialDelay = session.factory.delay = 0.05
+            session.factory.maxDelay = 0.2
+        return self.launch(bridge)
 
     def stream(self, pbx: str) -> Entries:
         return self.client.entries(events_key("txami", pbx))
