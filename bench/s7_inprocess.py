@@ -16,9 +16,10 @@ callgrind, which are repeatable where CPU times on a shared machine are not.
     txami's S1 client (``bench.clients.txami_client``'s handler: the event's
     name and ``Uniqueid``) fed the same reads, the reference of S7's target.
 ``floor``
-    What any design pays: the same reads through txami's protocol, each event's
-    JSON line (`txami.jsonform.event_json`, one receive time a read) and its
-    ``XADD`` fields appended to a list, joined and encoded once a read; no hub,
+    What any design pays: the same reads through txami's protocol, a read's
+    events kept in a list, their JSON lines made at once
+    (`txami.jsonform.event_lines`, one receive time a read) and their ``XADD``
+    fields appended to a list, joined and encoded once a read; no hub,
     entries, buffers, window or answers.  The distance from here to ``daemon``
     is what the daemon's own machinery costs.
 
@@ -210,37 +211,33 @@ def run_daemon(n: int, pbxs: int) -> dict[str, Any]:
 
 
 def run_floor(n: int) -> dict[str, Any]:
-    """The JSON line and the ``XADD`` fields of ``n`` events, and nothing else (see ``floor``)."""
+    """The JSON lines and the ``XADD`` fields of ``n`` events, and nothing else (see ``floor``)."""
     import time
 
     from twisted.internet import reactor
 
-    from txami import AMIProtocol, Message
-    from txami.jsonform import event_json
+    from txami import AMIProtocol
+    from txami.jsonform import event_lines
 
     proto = AMIProtocol(reactor)
     proto.makeConnection(Sink())
     proto.dataReceived(data.BANNER)
-    fields: list[tuple[str, ...]] = []
-    add = fields.append
-    now = [time.time()]
-    seq = [0]
-
-    def on_event(msg: Message) -> None:
-        received = now[0]
-        seq[0] += 1
-        line = event_json(msg, received, "p000")
-        add((str(seq[0]), msg.name or "", str(int(received * 1000.0)), line))
-
-    proto.add_event_handler("*", on_event)
+    events: list[Any] = []
+    proto.add_event_handler("*", events.append)
     feed = proto.dataReceived
     sent = 0
+    seq = 0
     for chunk in reads(n):
-        now[0] = time.time()
+        received = time.time()
         feed(chunk)
+        ts = str(int(received * 1000.0))
+        fields = []
+        for event, line in zip(events, event_lines(events, received, "p000"), strict=True):
+            seq += 1
+            fields.append((str(seq), event.name or "", ts, line))
         sent += len(fields)
         "".join([part for entry in fields for part in entry]).encode()
-        fields.clear()
+        events.clear()
     assert sent == n, sent
     return {"case": "floor", "events": n}
 

@@ -116,55 +116,81 @@ class HubTests(SynchronousTestCase):
         clock.advance(0)
         self.assertEqual(clock.getDelayedCalls(), [])
 
-    def test_direct_while_only_sink(self) -> None:
-        """A sink's direct form gets (message, name, time) while it is the only sink."""
+    def test_batch_while_only_sink(self) -> None:
+        """A sink's batch form gets a turn's events at once, while it is the only sink."""
         clock = Clock()
         clock.advance(T0)
         hub = EventHub(clock)
-        direct: list[tuple[Message, str, float]] = []
+        batches: list[tuple[list[Message], list[str], float]] = []
         seen: list[ReceivedEvent] = []
         other: list[ReceivedEvent] = []
-        hub.subscribe(seen.append, direct=lambda *args: direct.append(args))
+        hub.subscribe(seen.append, batch=lambda *args: batches.append(args))
         hub.receive(HANGUP)
-        hub.subscribe(other.append)
+        hub.receive(HANGUP)
+        self.assertEqual(batches, [])
+        hub.subscribe(other.append)  # the events held go first
         hub.receive(HANGUP)
         hub.unsubscribe(other.append)
         hub.receive(HANGUP)
+        clock.advance(0)  # the turn ends
         hub.unsubscribe(seen.append)
         hub.receive(HANGUP)
-        self.assertEqual(direct, [(HANGUP, "Hangup", T0), (HANGUP, "Hangup", T0)])
+        clock.advance(0)
+        self.assertEqual(
+            batches,
+            [([HANGUP, HANGUP], ["Hangup", "Hangup"], T0), ([HANGUP], ["Hangup"], T0)],
+        )
         self.assertEqual([(r.event, r.name, r.received) for r in seen], [(HANGUP, "Hangup", T0)])
         self.assertIs(other[0], seen[0])
-        self.assertEqual(hub.events_received, 4)
+        self.assertEqual(hub.events_received, 5)
 
-    def test_direct_until_a_merging_hub_listens(self) -> None:
-        """A merging hub with no sinks leaves the direct form in use; once it has one, it ends."""
-        pbx, merged = EventHub(Clock(), pbx="a"), EventHub(Clock())
-        direct: list[str] = []
+    def test_flush_gives_the_held_events_now(self) -> None:
+        """`flush` hands the held events over before the turn ends, and none twice."""
+        clock = Clock()
+        hub = EventHub(clock)
+        names: list[str] = []
+        hub.subscribe(lambda received: None, batch=lambda events, batch, now: names.extend(batch))
+        hub.receive(HANGUP)
+        hub.flush()
+        self.assertEqual(names, ["Hangup"])
+        hub.flush()
+        clock.advance(0)
+        self.assertEqual(names, ["Hangup"])
+
+    def test_batch_until_a_merging_hub_listens(self) -> None:
+        """A merging hub with no sinks leaves the batch form in use; once it has one, it ends."""
+        clock = Clock()
+        pbx, merged = EventHub(clock, pbx="a"), EventHub(clock)
+        names: list[str] = []
         seen: list[ReceivedEvent] = []
-        pbx.subscribe(lambda received: None, direct=lambda event, name, now: direct.append(name))
+        pbx.subscribe(lambda received: None, batch=lambda events, batch, now: names.extend(batch))
         merged.merge(pbx)
         pbx.receive(HANGUP)
         merged.subscribe(seen.append)
         pbx.receive(HANGUP)
         merged.unsubscribe(seen.append)
         pbx.receive(HANGUP)
-        self.assertEqual((direct, [r.name for r in seen]), (["Hangup", "Hangup"], ["Hangup"]))
+        clock.advance(0)
+        self.assertEqual((names, [r.name for r in seen]), (["Hangup", "Hangup"], ["Hangup"]))
 
-    def test_failing_direct_sink(self) -> None:
-        """A direct sink that raises is logged, and the hub goes on."""
-        hub = EventHub(Clock())
+    def test_failing_batch_sink(self) -> None:
+        """A batch sink that raises is logged, and the hub goes on."""
+        clock = Clock()
+        hub = EventHub(clock)
         counts: dict[str, int] = {}
         hub.count_into(counts, 10, "_other")
 
-        def broken(event: Message, name: str, received: float) -> None:
+        def broken(events: list[Message], names: list[str], received: float) -> None:
             raise RuntimeError("boom")
 
-        hub.subscribe(lambda received: None, direct=broken)
+        hub.subscribe(lambda received: None, batch=broken)
         hub.receive(HANGUP)
         hub.receive(HANGUP)
+        clock.advance(0)
+        hub.receive(HANGUP)
+        clock.advance(0)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
-        self.assertEqual((counts, hub.events_received), ({"Hangup": 2}, 2))
+        self.assertEqual((counts, hub.events_received), ({"Hangup": 3}, 3))
 
     def test_failing_sink(self) -> None:
         """A sink that raises is logged and the later sinks still get the event."""

@@ -17,7 +17,20 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from txami.daemon.buffer import BufferBudget, PBXBuffer
-from txami.daemon.entries import GAP, SESSION_END, SESSION_START, Entry, events_key
+from txami.daemon.entries import (
+    EPOCH,
+    EVENT,
+    GAP,
+    JSON,
+    SEQ,
+    SESSION_END,
+    SESSION_START,
+    Entry,
+    entry_size,
+    entry_ts,
+    events_key,
+    make_entry,
+)
 from txami.daemon.hub import EventHub
 from txami.daemon.metrics import Metrics
 from txami.daemon.publisher import (
@@ -34,15 +47,14 @@ from txami.message import Message
 
 def event(seq: int, name: str = "Newchannel", epoch: int = 1, size: int = 0) -> Entry:
     """An event entry whose JSON is padded to make its size ``size`` (if given)."""
-    entry = Entry(epoch, seq, name, float(seq), json.dumps({"n": seq}))
+    line = json.dumps({"n": seq})
     if size:
-        entry.json += " " * (size - entry.size)
-        entry.size = size
-    return entry
+        line += " " * (size - entry_size(make_entry(epoch, seq, name, 0.0, line)))
+    return make_entry(epoch, seq, name, float(seq), line)
 
 
 def marker(seq: int, name: str = SESSION_START, epoch: int = 1) -> Entry:
-    return Entry(epoch, seq, name, float(seq), "{}")
+    return make_entry(epoch, seq, name, float(seq), "{}")
 
 
 def make_buffer(
@@ -61,7 +73,7 @@ def make_buffer(
 
 
 def seqs(entries: Any) -> list[int]:
-    return [entry.seq for entry in entries]
+    return [entry[SEQ] for entry in entries]
 
 
 class BufferTests(SynchronousTestCase):
@@ -75,8 +87,8 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual(seqs(buffer.unsent), [4, 5, 6])
         self.assertEqual((buffer.events, buffer.budget.events), (3, 3))
         self.assertEqual(buffer.metrics.dropped["buffer_full"], 3)
-        self.assertEqual(buffer.unsent[0].gap, [3, 1, 3, 1])
-        self.assertEqual([e.gap for e in list(buffer.unsent)[1:]], [None, None])
+        self.assertEqual(buffer.gap_of(buffer.unsent[0]), [3, 1, 3, 1])
+        self.assertEqual([buffer.gap_of(e) for e in list(buffer.unsent)[1:]], [None, None])
 
     def test_bound_in_bytes(self) -> None:
         """Past max_bytes the oldest events go until the bytes fit again."""
@@ -86,7 +98,7 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual((seqs(buffer.unsent), buffer.bytes), ([2, 3, 4], 900))
         buffer.add(event(5, size=800))
         self.assertEqual((seqs(buffer.unsent), buffer.bytes), ([5], 800))
-        self.assertEqual(buffer.unsent[0].gap, [4, 1, 4, 1])
+        self.assertEqual(buffer.gap_of(buffer.unsent[0]), [4, 1, 4, 1])
 
     def test_ready_only_when_not_queued(self) -> None:
         """``ready`` is called for an entry added out of the publisher's turns only."""
@@ -107,7 +119,7 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual((list(buffer.unsent), buffer.bytes), ([], 0))
         self.assertEqual(buffer.trailing_gap, [1, 1, 1, 1])
         buffer.add(event(2, size=300))
-        self.assertEqual(buffer.unsent[0].gap, [1, 1, 1, 1])
+        self.assertEqual(buffer.gap_of(buffer.unsent[0]), [1, 1, 1, 1])
         self.assertIsNone(buffer.trailing_gap)
 
     def test_markers_are_kept(self) -> None:
@@ -118,10 +130,10 @@ class BufferTests(SynchronousTestCase):
         buffer.add(event(2))
         buffer.add(marker(3, SESSION_END))
         self.assertEqual(
-            [(e.event, e.seq) for e in buffer.unsent],
+            [(e[EVENT], e[SEQ]) for e in buffer.unsent],
             [(SESSION_START, 0), ("Newchannel", 2), (SESSION_END, 3)],
         )
-        self.assertEqual(buffer.unsent[1].gap, [1, 1, 1, 1])
+        self.assertEqual(buffer.gap_of(buffer.unsent[1]), [1, 1, 1, 1])
 
     def test_gaps_of_two_sessions_stay_apart(self) -> None:
         """Drops on both sides of a session's markers make one gap per session."""
@@ -132,7 +144,7 @@ class BufferTests(SynchronousTestCase):
         for seq in (1, 2, 3):
             buffer.add(event(seq, epoch=2))
         self.assertEqual(
-            [(e.event, e.epoch, e.seq, e.gap) for e in buffer.unsent],
+            [(e[EVENT], e[EPOCH], e[SEQ], buffer.gap_of(e)) for e in buffer.unsent],
             [
                 (SESSION_END, 1, 2, [1, 1, 1, 1]),
                 (SESSION_START, 2, 0, None),
@@ -208,7 +220,7 @@ class SequencerTests(SynchronousTestCase):
         self.hub.subscribe(self.sequencer)
 
     def entries(self) -> list[tuple[str, int, int]]:
-        return [(e.event, e.epoch, e.seq) for e in self.buffer.unsent]
+        return [(e[EVENT], e[EPOCH], e[SEQ]) for e in self.buffer.unsent]
 
     def test_sessions(self) -> None:
         """Start (seq 0) at the first event, events 1..n, end after; the next login is epoch 2."""
@@ -230,42 +242,56 @@ class SequencerTests(SynchronousTestCase):
                 (SESSION_START, 2, 0),
             ],
         )
-        end = json.loads(self.buffer.unsent[3].json)
+        end = json.loads(self.buffer.unsent[3][JSON])
         self.assertEqual(
             (end["pbx"], end["Event"], end["Reason"], end["Events"]),
             ("east", SESSION_END, "gone", 2),
         )
-        self.assertEqual(json.loads(self.buffer.unsent[1].json)["pbx"], "east")
-        self.assertEqual(self.buffer.unsent[1].ts, "5000")
+        self.assertEqual(json.loads(self.buffer.unsent[1][JSON])["pbx"], "east")
+        self.assertEqual(entry_ts(self.buffer.unsent[1]), "5000")
 
     def test_event_entry(self) -> None:
-        """An event's entry holds what ``Entry(...)`` would (its size, no gap)."""
+        """An event's entry is its epoch, seq, name, receive time and JSON line; no gap."""
+        self.clock.advance(3)
         self.sequencer.logged_in(object())
         self.hub(Message([("Event", "Hangup")]))
         made = self.buffer.unsent[1]
-        built = Entry(made.epoch, made.seq, made.event, made.received, made.json)
-        self.assertEqual(
-            [getattr(made, name) for name in Entry.__slots__],
-            [getattr(built, name) for name in Entry.__slots__],
-        )
-        self.assertEqual((made.event, made.seq, made.gap), ("Hangup", 1, None))
+        self.assertEqual(made, make_entry(1, 1, "Hangup", 3.0, made[JSON]))
+        self.assertEqual(json.loads(made[JSON])["Event"], "Hangup")
+        self.assertIsNone(self.buffer.gap_of(made))
 
-    def test_direct_entries_are_the_same(self) -> None:
-        """Events the hub calls in directly make the entries its ReceivedEvents would."""
-        direct_buffer = make_buffer()
-        direct = Sequencer("east", self.clock, direct_buffer)
+    def test_batch_entries_are_the_same(self) -> None:
+        """A read's events given at once (the hub's batch sink) make the same entries."""
+        batch_buffer = make_buffer()
+        batched = Sequencer("east", self.clock, batch_buffer)
         hub = EventHub(self.clock, pbx="east")
-        hub.subscribe(direct.add_event, direct=direct.add_message)
+        batched.listen(hub)
         self.clock.advance(7.5)
         for text in ("Event: Hangup\r\nA: 1", "Event: Hangup\r\nA: 2", 'Event: X\r\nQ: "'):
             self.hub.receive(Message.parse(text))
             hub.receive(Message.parse(text))
-        fields = ("epoch", "seq", "event", "received", "json", "size", "gap")
+        self.assertEqual(list(batch_buffer.unsent), [])
+        self.clock.advance(0)
+        self.assertEqual(list(batch_buffer.unsent), list(self.buffer.unsent))
+        self.assertEqual(len(batch_buffer.unsent), 4)
+        self.assertEqual(batch_buffer.bytes, self.buffer.bytes)
+
+    def test_marker_after_the_held_events(self) -> None:
+        """A session's end, in the read that brought events, comes after them in the stream."""
+        buffer = make_buffer()
+        sequencer = Sequencer("east", self.clock, buffer)
+        hub = EventHub(self.clock, pbx="east")
+        sequencer.listen(hub)
+        sequencer.connected(object())
+        sequencer.logged_in(object())
+        hub.receive(Message.parse("Event: Hangup\r\nA: 1"))
+        hub.receive(Message.parse("Event: Hangup\r\nA: 2"))
+        sequencer.disconnected(Failure(ConnectionError("gone")))  # type: ignore[no-untyped-call]
+        self.clock.advance(0)
         self.assertEqual(
-            [[getattr(entry, name) for name in fields] for entry in direct_buffer.unsent],
-            [[getattr(entry, name) for name in fields] for entry in self.buffer.unsent],
+            [(e[EVENT], e[EPOCH], e[SEQ]) for e in buffer.unsent],
+            [(SESSION_START, 1, 0), ("Hangup", 1, 1), ("Hangup", 1, 2), (SESSION_END, 1, 3)],
         )
-        self.assertEqual(len(direct_buffer.unsent), 4)
 
     def test_refused_login_opens_no_session(self) -> None:
         """A connection that never logged in leaves no marker."""
@@ -305,7 +331,7 @@ class FakeEngine:
         count = len(self.pending) if count is None else count
         done, self.pending = self.pending[:count], self.pending[count:]
         for pbx, entry, epoch, d in done:
-            self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
+            self.streams.setdefault(pbx, []).append((epoch, entry[SEQ], entry[EVENT]))
             d.callback("id")
 
     def lose(self, applied: int = 0) -> None:
@@ -314,7 +340,7 @@ class FakeEngine:
         done, self.pending = self.pending, []
         for index, (pbx, entry, epoch, _d) in enumerate(done):
             if index < applied:
-                self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
+                self.streams.setdefault(pbx, []).append((epoch, entry[SEQ], entry[EVENT]))
         assert self.listener is not None
         self.listener.engine_lost()
         for _, _, _, d in done:
@@ -348,11 +374,11 @@ class PublisherTests(SynchronousTestCase):
         """At most ``window`` entries await their acknowledgement, refilled from half empty."""
         for seq in range(1, 6):
             self.east.add(event(seq))
-        self.assertEqual([e.seq for _, e, _, _ in self.engine.pending], [1, 2, 3])
+        self.assertEqual([e[SEQ] for _, e, _, _ in self.engine.pending], [1, 2, 3])
         self.engine.ack(1)
-        self.assertEqual([e.seq for _, e, _, _ in self.engine.pending], [2, 3])
+        self.assertEqual([e[SEQ] for _, e, _, _ in self.engine.pending], [2, 3])
         self.engine.ack(1)
-        self.assertEqual([e.seq for _, e, _, _ in self.engine.pending], [3, 4, 5])
+        self.assertEqual([e[SEQ] for _, e, _, _ in self.engine.pending], [3, 4, 5])
         self.engine.ack()
         self.assertEqual(self.stream(), [(1, seq, "Newchannel") for seq in range(1, 6)])
         self.assertEqual((self.east.events, self.publisher.in_flight), (0, 0))
@@ -362,7 +388,7 @@ class PublisherTests(SynchronousTestCase):
         """Entries added while the buffer waits in the turns (no ``ready``) go out, in order."""
         for seq in range(1, 6):
             self.east.add(event(seq))
-        self.assertEqual([e.seq for _, e, _, _ in self.engine.pending], [1, 2, 3])
+        self.assertEqual([e[SEQ] for _, e, _, _ in self.engine.pending], [1, 2, 3])
         self.assertTrue(self.east.queued)
         for seq in range(6, 9):
             self.east.add(event(seq))
@@ -382,7 +408,7 @@ class PublisherTests(SynchronousTestCase):
         west.add(event(1))
         self.engine.back()
         self.assertEqual(
-            [(pbx, e.seq) for pbx, e, _, _ in self.engine.pending],
+            [(pbx, e[SEQ]) for pbx, e, _, _ in self.engine.pending],
             [("east", 1), ("west", 1), ("east", 2)],
         )
 
@@ -443,8 +469,8 @@ class PublisherTests(SynchronousTestCase):
             self.east.add(event(seq))
         self.engine.back()
         _, gap, _, _ = self.engine.pending[0]
-        self.assertEqual(gap.event, GAP)
-        body = json.loads(gap.json)
+        self.assertEqual(gap[EVENT], GAP)
+        body = json.loads(gap[JSON])
         self.assertEqual(
             (body["pbx"], body["Event"], body["Dropped"], body["FirstSeq"], body["LastSeq"]),
             ("east", GAP, 3, 1, 3),
@@ -476,7 +502,7 @@ class PublisherTests(SynchronousTestCase):
         self.assertEqual((publisher.state, engine.pending), ("syncing", []))
         self.clock.advance(publisher.retry_delay)
         self.assertEqual(publisher.state, "up")
-        self.assertEqual([e.event for _, e, _, _ in engine.pending], [SESSION_START])
+        self.assertEqual([e[EVENT] for _, e, _, _ in engine.pending], [SESSION_START])
 
     def test_failure_before_engine_lost(self) -> None:
         """A failed send stops sending at once, even before the engine says it is lost."""
@@ -574,7 +600,7 @@ class FakeBatchEngine(FakeEngine):
         self.batches.append([(pbx, base, seqs(entries)) for pbx, base, entries in batch])
         for pbx, base, entries in batch:
             for entry in entries:
-                self._pending.append((pbx, entry, base + entry.epoch, _Answer(receiver)))
+                self._pending.append((pbx, entry, base + entry[EPOCH], _Answer(receiver)))
 
     def ack(self, count: int | None = None) -> None:
         pending = self.pending
@@ -586,7 +612,7 @@ class FakeBatchEngine(FakeEngine):
             run = 0
             while index + run < len(done) and done[index + run][3].receiver is receiver:
                 pbx, entry, epoch, _ = done[index + run]
-                self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
+                self.streams.setdefault(pbx, []).append((epoch, entry[SEQ], entry[EVENT]))
                 run += 1
             receiver.answered(run, None)
             index += run
@@ -595,7 +621,7 @@ class FakeBatchEngine(FakeEngine):
         self.connected = False
         done, self.pending = self.pending, []
         for pbx, entry, epoch, _ in done[:applied]:
-            self.streams.setdefault(pbx, []).append((epoch, entry.seq, entry.event))
+            self.streams.setdefault(pbx, []).append((epoch, entry[SEQ], entry[EVENT]))
         assert self.listener is not None
         self.listener.engine_lost()
         failed = []
@@ -632,7 +658,7 @@ class BatchPublisherTests(PublisherTests):
         west.add(event(1))
         self.engine.back()
         self.assertEqual(
-            [(pbx, e.seq) for pbx, e, _, _ in self.engine.pending],
+            [(pbx, e[SEQ]) for pbx, e, _, _ in self.engine.pending],
             [("east", 1), ("east", 2), ("west", 1)],
         )
 

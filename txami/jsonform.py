@@ -12,15 +12,17 @@ UTF-8, so the output is pure ASCII (``ensure_ascii``): such a byte ``0xE9``
 appears as ``"\\udce9"``, which no JSON writer or reader chokes on, and from
 which Python gets the byte back with ``.encode("utf-8", "surrogateescape")``.
 
-`event_json` is on the daemon's path for every event, so it has a fast way
-for the usual event (see `_Shapes`); what it returns is always exactly
-``dumps(event_dict(event, received, pbx))``.
+`event_json` (and `event_lines`, for the events of one read) is on the
+daemon's path for every event, so it has a fast way for the usual event (see
+`_Shapes`); what it returns is always exactly ``dumps(event_dict(event,
+received, pbx))``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,6 +34,7 @@ __all__ = [
     "dumps",
     "event_dict",
     "event_json",
+    "event_lines",
     "format_timestamp",
     "message_dict",
 ]
@@ -95,20 +98,44 @@ def dumps(value: Any) -> str:
 
 def event_json(event: Message, received: float, pbx: str | None = None) -> str:
     """One event as one line of JSON (without the newline); see `event_dict`."""
-    text = event._text  # a received message's text (None for one built from pairs)
-    if text is not None and 0.0 <= received < _LATEST:
-        shapes = _BY_EVENT.get(event.name)  # type: ignore[arg-type]
-        if shapes is not None:
-            for fullmatch, line in shapes:
-                found = fullmatch(text)
-                if found is not None:
-                    head = _head
-                    if received != head[0] or pbx != head[1]:
-                        head = _head_of(received, pbx)
-                    parts = line.copy()  # the shared template stays untouched
-                    parts[0] = head[2]
-                    parts[2:-1:2] = found.groups()
-                    return "".join(parts)
+    return event_lines((event,), received, pbx)[0]
+
+
+def event_lines(events: Iterable[Message], received: float, pbx: str | None = None) -> list[str]:
+    """
+    `event_json` of each of ``events``, all received at ``received`` from
+    ``pbx``: the events of one read, made in one pass.
+    """
+    lines: list[str] = []
+    add = lines.append
+    head = ""
+    fast = 0.0 <= received < _LATEST
+    for event in events:
+        text = event._text  # a received message's text (None for one built from pairs)
+        if text is not None and fast:
+            shapes = _BY_EVENT.get(event.name)  # type: ignore[arg-type]
+            if shapes is not None:
+                for fullmatch, line in shapes:
+                    found = fullmatch(text)
+                    if found is not None:
+                        if not head:
+                            head = _head[2]
+                            if received != _head[0] or pbx != _head[1]:
+                                head = _head_of(received, pbx)[2]
+                        parts = line.copy()  # the shared template stays untouched
+                        parts[0] = head
+                        parts[2:-1:2] = found.groups()
+                        add("".join(parts))
+                        break
+                else:
+                    add(_general(event, text, received, pbx))
+                continue
+        add(_general(event, text, received, pbx))
+    return lines
+
+
+def _general(event: Message, text: str | None, received: float, pbx: str | None) -> str:
+    """The JSON line the general way (and the event's layout noted, for the fast way)."""
     result = dumps(event_dict(event, received, pbx))
     if text is not None:
         _SHAPES.saw(event, text)

@@ -6,9 +6,10 @@ sent and not yet acknowledged (``in_flight``), bounded in entries and in
 bytes; all of them share a `BufferBudget`, the daemon-wide bound.  Adding
 never waits: when a bound is passed, the oldest unsent *event* is dropped
 (markers are kept: they are few, one or two per AMI login), counted in the
-PBX's metrics by reason, and remembered as a gap on the entry that follows
-it.  A run of drops in a row makes one gap, so the publisher reports it with
-exactly one ``TxamiGap`` marker, just before that entry.
+PBX's metrics by reason, and remembered as a gap in front of the entry that
+follows it (`PBXBuffer.gaps`).  A run of drops in a row makes one gap, so the
+publisher reports it with exactly one ``TxamiGap`` marker, just before that
+entry.
 
 Entries in flight are never dropped: the stream may already hold them.  When
 the connection to Redis is lost they are *in doubt*; `PBXBuffer.resolve`
@@ -19,11 +20,20 @@ none is lost and none is added twice.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
-from operator import attrgetter, is_
+from operator import is_, itemgetter
 
-from txami.daemon.entries import Entry
+from txami.daemon.entries import (
+    ENTRY_OVERHEAD,
+    EPOCH,
+    JSON,
+    RECEIVED,
+    SEQ,
+    Entry,
+    entry_size,
+    is_marker,
+)
 from txami.daemon.metrics import Metrics
 
 __all__ = ["BufferBudget", "PBXBuffer"]
@@ -34,7 +44,8 @@ HEADROOM = 0.1
 #: A run of dropped events: ``[count, first seq, last seq, epoch]``.
 Gap = list[int]
 
-_size_of = attrgetter("size")
+_json_of = itemgetter(JSON)
+_key_of = itemgetter(EPOCH, SEQ)
 
 
 def _join(older: Gap | None, newer: Gap | None) -> Gap | None:
@@ -44,6 +55,11 @@ def _join(older: Gap | None, newer: Gap | None) -> Gap | None:
     if newer is None:
         return older
     return [older[0] + newer[0], older[1], newer[2], newer[3]]
+
+
+def _size(entries: list[Entry]) -> int:
+    """What ``entries`` count against the byte bounds (`entry_size` of each, summed)."""
+    return sum(map(len, map(_json_of, entries))) + len(entries) * ENTRY_OVERHEAD
 
 
 class BufferBudget:
@@ -96,6 +112,8 @@ class PBXBuffer:
         self.ready = ready
         self.unsent: deque[Entry] = deque()
         self.in_flight: deque[Entry] = deque()
+        #: The runs of dropped events in front of unsent entries, by their ``(epoch, seq)``.
+        self.gaps: dict[tuple[int, int], Gap] = {}
         #: Entries and bytes held (unsent and in flight).
         self.events = 0
         self.bytes = 0
@@ -111,15 +129,26 @@ class PBXBuffer:
 
     def add(self, entry: Entry) -> None:
         """Hold ``entry`` for the stream; drop the oldest events if a bound is passed."""
+        self.extend((entry,))
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        """
+        Hold ``entries`` (in order) for the stream; drop the oldest events if
+        a bound is passed.  The sequencer adds the events of a read at once.
+        """
+        added = list(entries)
+        if not added:
+            return
         if self.trailing_gap is not None:
-            entry.gap = _join(self.trailing_gap, entry.gap)
+            self.gap_before(added[0], self.trailing_gap)
             self.trailing_gap = None
-        self.unsent.append(entry)
-        size = entry.size
-        self.events = events = self.events + 1
+        self.unsent.extend(added)
+        count = len(added)
+        size = _size(added)
+        self.events = events = self.events + count
         self.bytes = held = self.bytes + size
         budget = self.budget
-        budget.events += 1
+        budget.events += count
         budget.bytes += size
         if events > self.max_events or held > self.max_bytes:
             while (
@@ -131,17 +160,28 @@ class PBXBuffer:
         if not self.queued:
             self.ready(self)
 
+    def gap_before(self, entry: Entry, run: Gap | None) -> None:
+        """Note ``run`` of dropped events as just in front of ``entry`` (before any run there)."""
+        key = _key_of(entry)
+        joined = _join(run, self.gaps.get(key))
+        if joined is not None:
+            self.gaps[key] = joined
+
+    def gap_of(self, entry: Entry) -> Gap | None:
+        """The run of dropped events just in front of unsent ``entry`` (None if there is none)."""
+        return self.gaps.get(_key_of(entry)) if self.gaps else None
+
     @property
     def droppable(self) -> bool:
         """Whether an unsent event is there to drop."""
-        return any(not entry.is_marker for entry in self.unsent)
+        return not all(map(is_marker, self.unsent))
 
     def drop_oldest(self, reason: str) -> bool:
         """Drop the oldest unsent event (counted under ``reason``); False if there is none."""
         unsent = self.unsent
         index = 0
         for entry in unsent:
-            if not entry.is_marker:
+            if not is_marker(entry):
                 break
             index += 1
         else:
@@ -149,10 +189,10 @@ class PBXBuffer:
         del unsent[index]
         self._forget(entry)
         self.metrics.event_dropped(reason)
-        run = _join(entry.gap, [1, entry.seq, entry.seq, entry.epoch])
+        epoch, seq = _key_of(entry)
+        run = _join(self.gaps.pop((epoch, seq), None), [1, seq, seq, epoch])
         if index < len(unsent):
-            follower = unsent[index]
-            follower.gap = _join(run, follower.gap)
+            self.gap_before(unsent[index], run)
         else:
             self.trailing_gap = _join(self.trailing_gap, run)
         return True
@@ -176,10 +216,11 @@ class PBXBuffer:
         return dropped
 
     def _forget(self, entry: Entry) -> None:
+        size = entry_size(entry)
         self.events -= 1
-        self.bytes -= entry.size
+        self.bytes -= size
         self.budget.events -= 1
-        self.budget.bytes -= entry.size
+        self.budget.bytes -= size
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -193,11 +234,12 @@ class PBXBuffer:
 
     def put_in_flight(self, entry: Entry) -> None:
         """Count a marker made at send time (a gap) as held and in flight."""
+        size = entry_size(entry)
         self.in_flight.append(entry)
         self.events += 1
-        self.bytes += entry.size
+        self.bytes += size
         self.budget.events += 1
-        self.budget.bytes += entry.size
+        self.budget.bytes += size
 
     def acknowledged(self, entry: Entry) -> None:
         """The stream holds ``entry``: stop holding it."""
@@ -225,7 +267,7 @@ class PBXBuffer:
                     in_flight.popleft()
                 else:
                     in_flight.remove(entry)
-        size = sum(map(_size_of, entries))
+        size = _size(entries)
         self.events -= count
         self.bytes -= size
         budget = self.budget
@@ -235,12 +277,13 @@ class PBXBuffer:
     def rejected(self, entry: Entry) -> None:
         """Redis refused ``entry``: drop it (an event is counted, and reported as a gap)."""
         self.acknowledged(entry)
-        if entry.is_marker:
+        if is_marker(entry):
             return
         self.metrics.event_dropped("rejected")
-        run = [1, entry.seq, entry.seq, entry.epoch]
+        epoch, seq = _key_of(entry)
+        run = [1, seq, seq, epoch]
         if self.unsent:
-            self.unsent[0].gap = _join(run, self.unsent[0].gap)
+            self.gap_before(self.unsent[0], run)
         else:
             self.trailing_gap = _join(self.trailing_gap, run)
 
@@ -256,7 +299,7 @@ class PBXBuffer:
         in_flight = self.in_flight
         while in_flight and newest is not None:
             entry = in_flight[0]
-            if (base + entry.epoch, entry.seq) > newest:
+            if (base + entry[EPOCH], entry[SEQ]) > newest:
                 break
             self.acknowledged(entry)
             found += 1
@@ -269,7 +312,7 @@ class PBXBuffer:
     def oldest_age(self, now: float) -> float:
         """Seconds since the oldest entry held was received (0 when empty)."""
         if self.in_flight:
-            return max(0.0, now - self.in_flight[0].received)
+            return max(0.0, now - self.in_flight[0][RECEIVED])
         if self.unsent:
-            return max(0.0, now - self.unsent[0].received)
+            return max(0.0, now - self.unsent[0][RECEIVED])
         return 0.0

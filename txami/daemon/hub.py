@@ -9,7 +9,9 @@ still get the event.
 
 The receive time is read once per reactor turn: the events of one socket read
 arrived together and share it (and the JSON lines' timestamp text is then made
-once for them all).
+once for them all).  A sink that can take a whole read at once (`subscribe`'s
+``batch``) is given the turn's events together at its end while it is the hub's
+only sink: no call and no `ReceivedEvent` per event.
 
 The hub is on the path of every event, so it keeps its own work small: it
 can count the events by name itself (`count_into`, for the metrics, rather
@@ -27,10 +29,11 @@ from twisted.logger import Logger
 from txami.jsonform import event_json
 from txami.message import Message
 
-__all__ = ["DirectSink", "EventHub", "ReceivedEvent", "Sink"]
+__all__ = ["BatchSink", "EventHub", "ReceivedEvent", "Sink"]
 
 _log = Logger(namespace="txami.daemon.hub")
 _RAISED = "event sink {sink!r} raised on a {name} event"
+_RAISED_BATCH = "event sink {sink!r} raised on {count} events"
 
 
 class ReceivedEvent:
@@ -58,8 +61,9 @@ class ReceivedEvent:
 
 #: A subscriber: called with every event the hub receives.
 Sink = Callable[[ReceivedEvent], object]
-#: A subscriber's cheaper form: called with the message, its name and its receive time.
-DirectSink = Callable[[Message, str, float], object]
+#: A subscriber's cheaper form: called with a reactor turn's events, their names and
+#: their (shared) receive time.
+BatchSink = Callable[[list[Message], list[str], float], object]
 
 _new = object.__new__
 
@@ -87,23 +91,27 @@ class EventHub:
         self._merged: list[EventHub] = []
         #: Events received since the hub was made (by a merging hub: while it had sinks).
         self.events_received = 0
-        #: The direct form of the sinks that have one (see `subscribe`).
-        self._directs: dict[Sink, DirectSink] = {}
-        #: The only active sink's direct form, if it has one.
-        self._direct: DirectSink | None = None
+        #: The batch form of the sinks that have one (see `subscribe`).
+        self._batches: dict[Sink, BatchSink] = {}
+        #: The only active sink's batch form, if it has one.
+        self._batch: BatchSink | None = None
+        #: The events of this turn held for `_batch`, and their names.
+        self._held: list[Message] = []
+        self._held_names: list[str] = []
         self._counts: dict[str, int] | None = None
         self._max_names = 0
         self._other = ""
 
-    def subscribe(self, sink: Sink, *, direct: DirectSink | None = None) -> None:
+    def subscribe(self, sink: Sink, *, batch: BatchSink | None = None) -> None:
         """
-        Give every later event to ``sink``.  ``direct``, if given, is the same
-        sink in a cheaper form, called with the message, its name and its
-        receive time instead of a `ReceivedEvent`, while ``sink`` is the only
-        sink: no `ReceivedEvent` is made, and no JSON line is shared.
+        Give every later event to ``sink``.  ``batch``, if given, is the same
+        sink in a cheaper form, used while ``sink`` is the only sink: it is
+        called at the end of each reactor turn (or at `flush`) with the
+        turn's events, their names and their receive time, rather than with a
+        `ReceivedEvent` per event.
         """
-        if direct is not None:
-            self._directs[sink] = direct
+        if batch is not None:
+            self._batches[sink] = batch
         self._sinks += (sink,)
         self._update()
 
@@ -113,7 +121,7 @@ class EventHub:
             sinks = list(self._sinks)
             sinks.remove(sink)
             self._sinks = tuple(sinks)
-            self._directs.pop(sink, None)
+            self._batches.pop(sink, None)
             self._update()
 
     def merge(self, source: EventHub) -> None:
@@ -137,10 +145,12 @@ class EventHub:
 
     def _update(self) -> None:
         """Recompute the active sinks, here and in the hubs this one merges."""
+        # Events held for the batch sink go before any event given another way.
+        self.flush()
         idle = [hub.deliver for hub in self._mergers if not hub._active]
         # The tuple is replaced, never changed: a sink may (un)subscribe while called.
         self._active = tuple(sink for sink in self._sinks if sink not in idle)
-        self._direct = self._directs.get(self._active[0]) if len(self._active) == 1 else None
+        self._batch = self._batches.get(self._active[0]) if len(self._active) == 1 else None
         for hub in self._merged:
             hub._update()
 
@@ -182,12 +192,9 @@ class EventHub:
                 counts[name] += 1
             except KeyError:
                 self._count_new(name)
-        direct = self._direct
-        if direct is not None:
-            try:
-                direct(event, name, now)
-            except Exception:
-                _log.failure(_RAISED, sink=direct, name=name)
+        if self._batch is not None:
+            self._held.append(event)
+            self._held_names.append(name)
             return
         # ReceivedEvent(event, now, self.pbx), without the call to its __init__.
         received = _new(ReceivedEvent)
@@ -203,7 +210,24 @@ class EventHub:
                 _log.failure(_RAISED, sink=sink, name=name)
 
     def _turn_ended(self) -> None:
+        self.flush()
         self._now = None
+
+    def flush(self) -> None:
+        """Give the events held for the batch sink (see `subscribe`) to it now."""
+        events = self._held
+        if not events:
+            return
+        names = self._held_names
+        self._held = []
+        self._held_names = []
+        batch = self._batch
+        now = self._now
+        assert batch is not None and now is not None
+        try:
+            batch(events, names, now)
+        except Exception:
+            _log.failure(_RAISED_BATCH, sink=batch, count=len(events))
 
     #: The hub is an event handler itself; `receive`, the bound method, is the cheaper to call.
     __call__ = receive

@@ -30,7 +30,7 @@ Nothing here ever waits on the engine: adding to a buffer returns at once.
 from __future__ import annotations
 
 from collections import deque
-from itertools import chain, islice
+from itertools import islice
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -42,7 +42,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from txami.daemon.buffer import PBXBuffer
-from txami.daemon.entries import GAP, Entry, marker_json
+from txami.daemon.entries import EPOCH, GAP, RECEIVED, SEQ, Entry, make_entry, marker_json
 
 __all__ = [
     "EntryRejected",
@@ -124,7 +124,7 @@ class IBatchStreamEngine(IStreamEngine):
     def send(batch: list[Run], receiver: IBatchReceiver) -> None:  # noqa: N805
         """
         Add the entries of each run ``(pbx, base, entries)`` of ``batch`` to
-        ``pbx``'s stream, each with ``base + entry.epoch`` as its epoch, in
+        ``pbx``'s stream, each with its epoch plus ``base`` as its epoch, in
         order, and report the answers to ``receiver`` as they come (at once,
         with `IBatchReceiver.failed`, if the engine is down).  Entries of one
         PBX's stream are added in the order they were sent, across batches.
@@ -241,10 +241,9 @@ def _shares(counts: list[int], room: int, run: int = 1) -> list[int]:
     return shares
 
 
-_gap_of = attrgetter("gap")
 _entries_of = itemgetter(2)
 _unsent_of = attrgetter("unsent")
-_received_of = attrgetter("received")
+_received_of = itemgetter(RECEIVED)
 
 
 def _acknowledge(buffer: PBXBuffer, entries: list[Entry], now: float) -> None:
@@ -400,18 +399,17 @@ class StreamPublisher(Service):
         """Take ``buffer``'s next entry (its first unsent, or a gap marker in front of it)."""
         unsent = buffer.unsent
         head = unsent[0]
-        if head.gap is not None and buffer.make_headroom():
+        if buffer.gap_of(head) is not None and buffer.make_headroom():
             head = unsent[0]
-        gap = head.gap
+        gap = buffer.gaps.pop((head[EPOCH], head[SEQ]), None) if buffer.gaps else None
         if gap is None:
             unsent.popleft()
             buffer.in_flight.append(head)
             return head
-        head.gap = None
         count, first, last, epoch = gap
         now = self.clock.seconds()
         json = marker_json(buffer.pbx, GAP, now, Dropped=count, FirstSeq=first, LastSeq=last)
-        entry = Entry(epoch, last, GAP, now, json)
+        entry = make_entry(epoch, last, GAP, now, json)
         buffer.put_in_flight(entry)
         return entry
 
@@ -426,7 +424,7 @@ class StreamPublisher(Service):
             if len(turns) > 1:
                 turns.rotate(-1)
             self.in_flight += 1
-            epoch = buffer.epoch_base + entry.epoch  # type: ignore[operator]
+            epoch = buffer.epoch_base + entry[EPOCH]  # type: ignore[operator]
             d = self.engine.append(buffer.pbx, entry, epoch)
             d.addCallbacks(
                 self._acknowledged,
@@ -457,7 +455,10 @@ class StreamPublisher(Service):
         unsents = list(map(_unsent_of, active))
         counts = list(map(len, unsents))
         shares = _shares(counts, room, self.run)
-        if any(map(_gap_of, chain.from_iterable(map(islice, unsents, shares)))):
+        if any(
+            buffer.gaps and any(map(buffer.gap_of, islice(unsent, share)))
+            for buffer, unsent, share in zip(active, unsents, shares, strict=True)
+        ):
             # A gap marker goes in front of some entry: take them one at a time.
             self._pump_turns(room)
             return
@@ -527,7 +528,7 @@ class StreamPublisher(Service):
             return
         self.in_flight -= 1
         buffer.acknowledged(entry)
-        buffer.metrics.event_published(self.clock.seconds() - entry.received)
+        buffer.metrics.event_published(self.clock.seconds() - entry[RECEIVED])
         if self.state == "up" and self.in_flight <= self._low_water:
             self._pump()
 

@@ -17,14 +17,14 @@ when the connection is back.
 from __future__ import annotations
 
 from itertools import groupby
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txami.daemon.entries import SCHEMA_VERSION, Entry, events_key
+from txami.daemon.entries import EPOCH, SCHEMA_VERSION, Entry, entry_ts, events_key
 from txami.daemon.publisher import (
     EntryRejected,
     IBatchReceiver,
@@ -100,18 +100,19 @@ class RedisStreamEngine:
 
     def append(self, pbx: str, entry: Entry, epoch: int) -> Deferred[Any]:
         """XADD ``entry``; see `IStreamEngine.append`."""
+        _, seq, event, _, json = entry
         d = self.connection.execute(
             *self._head(pbx),
             b"epoch",
             str(epoch),
             b"seq",
-            str(entry.seq),
+            str(seq),
             b"event",
-            entry.event.encode("utf-8", "surrogateescape"),
+            event.encode("utf-8", "surrogateescape"),
             b"ts",
-            entry.ts,
+            entry_ts(entry),
             b"json",
-            entry.json,
+            json,
         )
         return d.addErrback(_rejected, pbx)
 
@@ -121,8 +122,8 @@ class RedisStreamEngine:
         count = 0
         for pbx, base, entries in batch:
             count += len(entries)
-            if entries[0].epoch == entries[-1].epoch:  # a run's epochs never go down
-                self._encode(parts, pbx, base + entries[0].epoch, entries)
+            if entries[0][EPOCH] == entries[-1][EPOCH]:  # a run's epochs never go down
+                self._encode(parts, pbx, base + entries[0][EPOCH], entries)
             else:
                 for epoch, group in groupby(entries, _epoch_of):
                     self._encode(parts, pbx, base + epoch, list(group))
@@ -139,22 +140,19 @@ class RedisStreamEngine:
         # Each command's final CRLF is written in front of the next one's head (and
         # once after the last): one part fewer per entry.
         start = head[2:]
-        # The ``ts`` field (`Entry.ts`), made once per receive time: the entries of
+        # The ``ts`` field (`entry_ts`), made once per receive time: the entries of
         # one read share theirs.
         last = -1.0
         ts = ""
         plain = False
-        for entry in entries:
-            received = entry.received
+        for _, number, event, received, json in entries:
             if received != last:
                 last = received
                 ts = str(int(received * 1000.0))
                 plain = len(ts) == 13
-            seq = str(entry.seq)
-            json = entry.json
+            seq = str(number)
             size = len(json)
             if plain and size < _KNOWN and json.isascii():
-                event = entry.event
                 add(
                     (
                         start,
@@ -172,7 +170,7 @@ class RedisStreamEngine:
                         start,
                         _bulk(seq),
                         "$5\r\nevent\r\n",
-                        _bulk(entry.event),
+                        _bulk(event),
                         "$2\r\nts\r\n",
                         _bulk(ts),
                         "$4\r\njson\r\n",
@@ -230,7 +228,7 @@ def _event_field(event: str) -> str:
     return field
 
 
-_epoch_of = attrgetter("epoch")
+_epoch_of = itemgetter(EPOCH)
 
 
 def _bulk(text: str) -> str:

@@ -7,24 +7,29 @@ a session: the epoch goes up by one and a ``TxamiSessionStart`` marker (seq
 0) is buffered; each event then gets the next seq.  When the connection is
 lost, a ``TxamiSessionEnd`` marker closes the session.  A connection that
 never logged in (refused, or down before the login) opens no session.
+
+The hub gives the sequencer a read's events at once (`EventHub.subscribe`'s
+``batch``): their JSON lines are made in one pass and their entries go to the
+buffer together.  Before a marker, the events the hub still holds are taken
+first (`EventHub.flush`), so the stream keeps the order of the wire.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from txami.daemon.buffer import PBXBuffer
-from txami.daemon.entries import ENTRY_OVERHEAD, SESSION_END, SESSION_START, Entry, marker_json
-from txami.daemon.hub import ReceivedEvent
-from txami.jsonform import event_json
+from txami.daemon.entries import SESSION_END, SESSION_START, make_entry, marker_json
+from txami.daemon.hub import EventHub, ReceivedEvent
+from txami.jsonform import event_json, event_lines
 from txami.message import Message
 
 __all__ = ["Sequencer"]
-
-_new = object.__new__
 
 
 class Sequencer:
@@ -40,7 +45,13 @@ class Sequencer:
         self.seq = 0
         self.in_session = False
         self._protocol: Any = None
-        self._add = buffer.add
+        #: Hands over the events the hub holds (see `listen`).
+        self._flush_hub: Callable[[], None] = _nothing
+
+    def listen(self, hub: EventHub) -> None:
+        """Take ``hub``'s events: a read at a time while the sequencer is its only sink."""
+        hub.subscribe(self.add_event, batch=self.add_events)
+        self._flush_hub = hub.flush
 
     # --- connection listener -------------------------------------------------------------------
 
@@ -50,12 +61,14 @@ class Sequencer:
 
     def logged_in(self, protocol: Any) -> None:
         """The session is logged in (its first events may have opened it already)."""
+        self._flush_hub()
         if not self.in_session:
             self._start(self.clock.seconds())
 
     def disconnected(self, reason: Failure) -> None:
         """The connection ended: close the session, if one was open."""
         self._protocol = None
+        self._flush_hub()
         if not self.in_session:
             return
         self.in_session = False
@@ -63,7 +76,7 @@ class Sequencer:
         now = self.clock.seconds()
         why = reason.getErrorMessage() if reason is not None else "closed"
         json = marker_json(self.pbx, SESSION_END, now, Reason=why, Events=self.seq - 1)
-        self.buffer.add(Entry(self.epoch, self.seq, SESSION_END, now, json))
+        self.buffer.add(make_entry(self.epoch, self.seq, SESSION_END, now, json))
 
     def _start(self, when: float) -> None:
         self.in_session = True
@@ -72,7 +85,7 @@ class Sequencer:
         protocol = self._protocol
         version = getattr(protocol, "ami_version", None)
         json = marker_json(self.pbx, SESSION_START, when, AMIVersion=version)
-        self.buffer.add(Entry(self.epoch, 0, SESSION_START, when, json))
+        self.buffer.add(make_entry(self.epoch, 0, SESSION_START, when, json))
 
     # --- hub sink ------------------------------------------------------------------------------
 
@@ -82,25 +95,27 @@ class Sequencer:
         json = received._json
         if json is None:
             json = received._json = event_json(received.event, received.received, received.pbx)
-        self._add_event(received.name, received.received, json)
+        if not self.in_session:
+            self._start(received.received)
+        self.seq = seq = self.seq + 1
+        self.buffer.add(make_entry(self.epoch, seq, received.name, received.received, json))
 
     __call__ = add_event
 
-    def add_message(self, event: Message, name: str, received: float) -> None:
-        """`add_event` for the hub's direct call (`EventHub.subscribe`): no JSON to share."""
-        self._add_event(name, received, event_json(event, received, self.pbx))
-
-    def _add_event(self, name: str, received: float, json: str) -> None:
+    def add_events(self, events: list[Message], names: list[str], received: float) -> None:
+        """
+        Buffer a read's ``events`` (named ``names``, all received at
+        ``received``) with the next seqs of their session (the hub's batch sink).
+        """
         if not self.in_session:
             self._start(received)
-        self.seq = seq = self.seq + 1
-        # Entry(self.epoch, seq, name, received, json), without the call to its __init__.
-        entry = _new(Entry)
-        entry.epoch = self.epoch
-        entry.seq = seq
-        entry.event = name
-        entry.received = received
-        entry.json = json
-        entry.size = len(json) + len(name) + ENTRY_OVERHEAD
-        entry.gap = None
-        self._add(entry)
+        first = self.seq + 1
+        self.seq += len(events)
+        jsons = event_lines(events, received, self.pbx)
+        self.buffer.extend(
+            zip(repeat(self.epoch), range(first, self.seq + 1), names, repeat(received), jsons)
+        )
+
+
+def _nothing() -> None:
+    """No hub holds events for the sequencer (see `Sequencer.listen`)."""

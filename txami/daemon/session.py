@@ -161,7 +161,7 @@ class PBXSession(MultiService):
         self.buffer = buffer
         self.sequencer = Sequencer(self.pbx, self.clock, buffer)
         self.factory.add_connection_listener(self.sequencer)
-        self.hub.subscribe(self.sequencer.add_event, direct=self.sequencer.add_message)
+        self.sequencer.listen(self.hub)
         add = self.metrics.add_value
         add(
             "txami_buffered_events",
