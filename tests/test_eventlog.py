@@ -173,6 +173,20 @@ class HubTests(SynchronousTestCase):
         clock.advance(0)
         self.assertEqual((names, [r.name for r in seen]), (["Hangup", "Hangup"], ["Hangup"]))
 
+    def test_batch_counts_by_name_within_the_bound(self) -> None:
+        """Events held for a batch sink are counted by name as one at a time would be."""
+        clock = Clock()
+        hub = EventHub(clock)
+        counts: dict[str, int] = {}
+        hub.count_into(counts, 2, "_other")
+        hub.subscribe(lambda received: None, batch=lambda events, names, now: None)
+        for name in ("A", "B", "C", "A", "D"):
+            hub.receive(Message([("Event", name)]))
+        self.assertEqual((counts, hub.events_received), ({}, 0))
+        hub.flush()
+        self.assertEqual(counts, {"A": 2, "B": 1, "_other": 2})
+        self.assertEqual(hub.events_received, 5)
+
     def test_failing_batch_sink(self) -> None:
         """A batch sink that raises is logged, and the hub goes on."""
         clock = Clock()

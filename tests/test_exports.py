@@ -14,7 +14,7 @@ import txami
 CORE = {
     "txami.message": {"Message", "encode_action", "new_action_id"},
     "txami.protocol": {"AMIProtocol"},
-    "txami.dispatch": {"EventDispatcher", "EventHandler"},
+    "txami.dispatch": {"EventDispatcher", "EventHandler", "ReadEndHandler"},
     "txami.errors": {
         "TxamiError",
         "AMIError",

@@ -779,6 +779,18 @@ class ListenerTests(SynchronousTestCase):
         assert isinstance(reason, Failure)
         self.assertIsInstance(reason.value, ConnectionRefusedError)
 
+    def test_read_end_handler(self) -> None:
+        """A read-end handler on the factory runs after each read of its connections."""
+        h = Harness()
+        got: list[str | None] = []
+        h.factory.add_event_handler("*", lambda event: got.append(event.name))
+        h.factory.add_read_end_handler(lambda: got.append("end"))
+        server = h.log_in()
+        got.clear()
+        server.send(b"Event: A\r\n\r\nEvent: B\r\n\r\n")
+        self.assertEqual(got, ["A", "B", "end"])
+        self.assertRaises(ValueError, h.factory.remove_read_end_handler, got.clear)
+
     def test_partial_listener(self) -> None:
         """A listener with only some of the methods gets just those."""
         h = Harness()

@@ -428,6 +428,28 @@ class HandlerTests(ProtocolTestCase):
         self.assertEqual(got, ["A", "B"])
         self.assertEqual(len(dispatcher), 1)
 
+    def test_read_end_handlers(self) -> None:
+        """Read-end handlers run after each read's events, in order, even after one that raises."""
+        dispatcher = EventDispatcher()
+        got: list[str | None] = []
+        dispatcher.add("*", lambda e: got.append(e.name))
+
+        def broken() -> None:
+            got.append("broken")
+            raise ZeroDivisionError("boom")
+
+        dispatcher.add_read_end(broken)
+        dispatcher.add_read_end(lambda: got.append("end"))
+        protocol = AMIProtocol(self.clock, dispatcher=dispatcher)
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(BANNER + msg("Event: A") + msg("Event: B") + b"Event: C\r\n")
+        protocol.dataReceived(b"\r\n")
+        dispatcher.remove_read_end(broken)
+        protocol.dataReceived(msg("Event: D"))
+        self.assertEqual(got, ["A", "B", "broken", "end", "C", "broken", "end", "D", "end"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+        self.assertRaises(ValueError, dispatcher.remove_read_end, broken)
+
     def test_handler_exception_is_logged(self) -> None:
         """A raising handler is logged with traceback; other handlers and the connection go on."""
         got: list[str | None] = []

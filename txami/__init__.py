@@ -7,7 +7,7 @@ concept each (`txami.message`, `txami.protocol`, `txami.errors`, ...).
 
 from txami.compat import AMIVersion
 from txami.connect import connect, tls_options
-from txami.dispatch import EventDispatcher, EventHandler
+from txami.dispatch import EventDispatcher, EventHandler, ReadEndHandler
 from txami.errors import (
     ActionTimeout,
     AMIError,
@@ -70,6 +70,7 @@ __all__ = [
     "Queue",
     "QueueEntry",
     "QueueMember",
+    "ReadEndHandler",
     "StateListenerMixin",
     "StateStopped",
     "TxamiError",

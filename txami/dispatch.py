@@ -6,6 +6,10 @@ A name is matched case-insensitively (Asterisk documents ``NewExten`` and sends
 Handlers run in the order they were registered.  A handler that raises, or
 returns a Deferred that fails, is logged with its traceback; the other
 handlers and the connection carry on.
+
+A read-end handler is called after each read from the socket, once that
+read's events have all been handed out: a handler that gathers events can
+deal with the events of one read together while they are fresh.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from twisted.python.failure import Failure
 
 from txami.message import Message
 
-__all__ = ["EventDispatcher", "EventHandler"]
+__all__ = ["EventDispatcher", "EventHandler", "ReadEndHandler"]
 
 #: An event handler: called with the event; may return a Deferred.
 EventHandler = Callable[[Message], Any]
+#: A read-end handler: called with nothing after each read's events.
+ReadEndHandler = Callable[[], object]
 
 _log = Logger(namespace="txami.dispatch")
 _GLOB_CHARS = frozenset("*?[")
@@ -43,6 +49,26 @@ class EventDispatcher:
     def __init__(self) -> None:
         self._entries: list[tuple[str, bool, EventHandler]] = []
         self._cache: dict[str, tuple[EventHandler, ...]] = {}
+        #: The read-end handlers, in registration order (replaced, never changed).
+        self.read_ends: tuple[ReadEndHandler, ...] = ()
+
+    def add_read_end(self, handler: ReadEndHandler) -> None:
+        """Call ``handler()`` after each read from the socket, once its events are handled."""
+        self.read_ends += (handler,)
+
+    def remove_read_end(self, handler: ReadEndHandler) -> None:
+        """Undo one `add_read_end` of ``handler``; `ValueError` if there was none."""
+        ends = list(self.read_ends)
+        ends.remove(handler)
+        self.read_ends = tuple(ends)
+
+    def read_ended(self) -> None:
+        """Call every read-end handler; never raises (a handler that raises is logged)."""
+        for handler in self.read_ends:
+            try:
+                handler()
+            except Exception:
+                _log.failure("read-end handler {handler!r} raised", handler=handler)
 
     def add(self, name: str, handler: EventHandler) -> None:
         """Call ``handler(event)`` for every event whose name matches ``name``."""

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txami.actions import RESPONSE, AMIActions
-from txami.dispatch import EventDispatcher, EventHandler
+from txami.dispatch import EventDispatcher, EventHandler, ReadEndHandler
 from txami.errors import AMIError, AuthenticationError, NotConnected
 from txami.keepalive import Keepalive
 from txami.listener import notify
@@ -226,6 +226,19 @@ class AMIFactory(AMIActions, ReconnectingClientFactory):
     def remove_event_handler(self, name: str, handler: EventHandler) -> None:
         """Undo `add_event_handler` (`ValueError` if it was not registered)."""
         self.dispatcher.remove(name, handler)
+
+    def add_read_end_handler(self, handler: ReadEndHandler) -> None:
+        """
+        Call ``handler()`` after each read from the socket, once that read's
+        events have all been handed to the event handlers (on this and every
+        later connection): a handler that gathers events can deal with one
+        read's events together.
+        """
+        self.dispatcher.add_read_end(handler)
+
+    def remove_read_end_handler(self, handler: ReadEndHandler) -> None:
+        """Undo `add_read_end_handler` (`ValueError` if it was not registered)."""
+        self.dispatcher.remove_read_end(handler)
 
     def add_connection_listener(self, listener: object) -> None:
         """

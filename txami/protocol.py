@@ -394,6 +394,8 @@ class AMIProtocol(AMIActions, LineReceiver):
                 self._receive(b"")
         finally:
             self._busyReceiving = False
+        if self.dispatcher.read_ends:
+            self.dispatcher.read_ended()
 
     def _receive(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data

@@ -10,8 +10,10 @@ still get the event.
 The receive time is read once per reactor turn: the events of one socket read
 arrived together and share it (and the JSON lines' timestamp text is then made
 once for them all).  A sink that can take a whole read at once (`subscribe`'s
-``batch``) is given the turn's events together at its end while it is the hub's
-only sink: no call and no `ReceivedEvent` per event.
+``batch``) is given its events together while it is the hub's only sink (no
+call and no `ReceivedEvent` per event): at `flush`, which the daemon calls at
+the end of each read (`AMIFactory.add_read_end_handler`), or else at the end
+of the reactor turn.
 
 The hub is on the path of every event, so it keeps its own work small: it
 can count the events by name itself (`count_into`, for the metrics, rather
@@ -21,7 +23,9 @@ is passed over while it has no sinks of its own.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from operator import attrgetter
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -66,6 +70,7 @@ Sink = Callable[[ReceivedEvent], object]
 BatchSink = Callable[[list[Message], list[str], float], object]
 
 _new = object.__new__
+_name_of = attrgetter("name")
 
 
 class EventHub:
@@ -95,9 +100,8 @@ class EventHub:
         self._batches: dict[Sink, BatchSink] = {}
         #: The only active sink's batch form, if it has one.
         self._batch: BatchSink | None = None
-        #: The events of this turn held for `_batch`, and their names.
+        #: The events of this read held for `_batch`.
         self._held: list[Message] = []
-        self._held_names: list[str] = []
         self._counts: dict[str, int] | None = None
         self._max_names = 0
         self._other = ""
@@ -169,22 +173,26 @@ class EventHub:
         self._max_names = max_names
         self._other = other
 
-    def _count_new(self, name: str) -> None:
+    def _count_new(self, name: str, count: int = 1) -> None:
         counts = self._counts
         assert counts is not None
         if len(counts) >= self._max_names and name not in counts:
             name = self._other
-        counts[name] = counts.get(name, 0) + 1
+        counts[name] = counts.get(name, 0) + count
 
     def receive(self, event: Message) -> None:
         """Stamp ``event`` with the time now and give it to every sink."""
-        name = event.name or ""
         now = self._now
         if now is None:
             # The events of one read came in together: one time for them all, not a
             # clock call per event (and the JSON lines' timestamps are made once).
             now = self._now = self._seconds()
             self._clock.callLater(0, self._turn_ended)
+        if self._batch is not None:
+            # Counted and named when handed over (`flush`), a read at a time.
+            self._held.append(event)
+            return
+        name = event.name or ""
         self.events_received += 1
         counts = self._counts
         if counts is not None:
@@ -192,10 +200,6 @@ class EventHub:
                 counts[name] += 1
             except KeyError:
                 self._count_new(name)
-        if self._batch is not None:
-            self._held.append(event)
-            self._held_names.append(name)
-            return
         # ReceivedEvent(event, now, self.pbx), without the call to its __init__.
         received = _new(ReceivedEvent)
         received.event = event
@@ -218,9 +222,18 @@ class EventHub:
         events = self._held
         if not events:
             return
-        names = self._held_names
         self._held = []
-        self._held_names = []
+        names: list[str] = list(map(_name_of, events))
+        if None in names:
+            names = [name or "" for name in names]
+        self.events_received += len(events)
+        counts = self._counts
+        if counts is not None:
+            for name, count in Counter(names).items():
+                try:
+                    counts[name] += count
+                except KeyError:
+                    self._count_new(name, count)
         batch = self._batch
         now = self._now
         assert batch is not None and now is not None

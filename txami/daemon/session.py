@@ -139,6 +139,8 @@ class PBXSession(MultiService):
         self.state = ConnectionState(reactor)
         self.metrics = Metrics(pbx=self.pbx)
         self.factory.add_event_handler("*", self.hub.receive)
+        # A batch sink (the stream's sequencer) takes each read's events once it is handled.
+        self.factory.add_read_end_handler(self.hub.flush)
         self.factory.add_connection_listener(self.state)
         self.metrics.count_events(self.hub)
         self.client = AMIClientService(
