@@ -109,10 +109,10 @@ class EventHub:
     def subscribe(self, sink: Sink, *, batch: BatchSink | None = None) -> None:
         """
         Give every later event to ``sink``.  ``batch``, if given, is the same
-        sink in a cheaper form, used while ``sink`` is the only sink: it is
-        called at the end of each reactor turn (or at `flush`) with the
-        turn's events, their names and their receive time, rather than with a
-        `ReceivedEvent` per event.
+        sink in a cheaper form, used while ``sink`` is the only sink: at
+        `flush` (the end of a read) or else at the end of the reactor turn,
+        it is called with the events held since, their names and their
+        (shared) receive time, rather than with a `ReceivedEvent` per event.
         """
         if batch is not None:
             self._batches[sink] = batch
