@@ -670,6 +670,18 @@ class BatchPublisherTests(PublisherTests):
         self.clock.advance(0)
         self.assertEqual(self.engine.batches, [[("east", 0, [1, 2])]])
 
+    def test_a_read_goes_out_at_once(self) -> None:
+        """A read's entries (``run`` or more, added at once) go out at once; one entry waits."""
+        publisher = StreamPublisher(self.engine, self.clock, window=100, run=4)
+        west = make_buffer(pbx="west")
+        publisher.add_buffer(west)
+        west.extend([event(seq) for seq in range(1, 5)])
+        self.assertEqual(self.engine.batches, [[("west", 0, [1, 2, 3, 4])]])
+        west.add(event(5))
+        self.assertEqual(len(self.engine.batches), 1)
+        self.clock.advance(0)
+        self.assertEqual(self.engine.batches[-1], [("west", 0, [5])])
+
     def backlogs(self, run: int, counts: tuple[int, ...]) -> list[PBXBuffer]:
         """PBXs a, b, c, ... with ``counts`` entries waiting, then Redis back (window 10)."""
         publisher = StreamPublisher(self.engine, self.clock, window=10, run=run)

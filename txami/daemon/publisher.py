@@ -5,9 +5,10 @@ The engine is behind `IStreamEngine` (Redis Streams: `txami.daemon.redisengine`)
 so another one (Kafka, NATS, ...) can follow by implementing four methods; an
 engine that also provides `IBatchStreamEngine` is given its entries in
 batches, whose answers come back to one `IBatchReceiver` per batch rather
-than a Deferred per entry.  Entries that become ready while the engine can
-take more are then sent together at the end of the reactor's turn (one
-``callLater(0)`` for all of them), so each read from a PBX makes one batch.
+than a Deferred per entry.  A read's events, added to a buffer together (at
+least ``run`` entries), go out at once while they are fresh in memory; other
+entries that become ready while the engine can take more are sent together at
+the end of the reactor's turn (one ``callLater(0)`` for all of them).
 The publisher owns what every engine needs the same way:
 
 - a window: at most ``window`` entries sent and not yet acknowledged, taken
@@ -362,11 +363,14 @@ class StreamPublisher(Service):
         if not buffer.queued:
             buffer.queued = True
             self._turns.append(buffer)
-        if self._flush is None and self.state == "up" and self.in_flight < self.window:
-            if self._batching:
+        if self.state == "up" and self.in_flight < self.window:
+            if not self._batching:
+                if self._flush is None:
+                    self._pump()
+            elif len(buffer.unsent) >= self.run:
+                self._pump()  # a read's events: sent while they are fresh
+            elif self._flush is None:
                 self._flush = self.clock.callLater(0, self._flushed)
-            else:
-                self._pump()
 
     def _flushed(self) -> None:
         self._flush = None
