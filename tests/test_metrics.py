@@ -141,7 +141,7 @@ class ObserveSinceTests(SynchronousTestCase):
     """_Histogram.observe_since counts as observe does, one duration at a time."""
 
     def test_same_buckets(self) -> None:
-        """Times in order, out of order, few, on bounds or past every bound: the same counts."""
+        """Times in order, out of order, all alike, few or none, on or past bounds: the same."""
         from txami.daemon.metrics import PUBLISH_BUCKETS, _Histogram
 
         now = 1000.0
@@ -150,6 +150,10 @@ class ObserveSinceTests(SynchronousTestCase):
             [now - 0.003, now - 2.0, now - 0.003, now],
             [now - 0.5, now - 0.1],
             [now - 5.0 + 0.001 * i for i in range(1000)],
+            [now - 0.25] * 200,
+            [now - 0.25] * 5 + [now - 0.5] + [now - 0.25] * 5,
+            [now - 0.0025] * 3,
+            [],
         ]
         for times in cases:
             batched, single = _Histogram(PUBLISH_BUCKETS), _Histogram(PUBLISH_BUCKETS)

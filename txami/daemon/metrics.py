@@ -104,13 +104,21 @@ class _Histogram:
         """
         `observe` ``now - time`` for each of ``times``.  Times in order (as
         receipt times are) give falling durations, so each bucket's share is
-        found by bisecting them rather than one bisection each; the total
-        is summed in one go (it may differ from one at a time in its last
-        bits).
+        found by bisecting them rather than one bisection each, and times
+        that are all the same (the events of one read) fall in one bucket;
+        the total is summed in one go (it may differ from one at a time in
+        its last bits).
         """
         count = len(times)
         self.count += count
         bounds, buckets = self.bounds, self.buckets
+        first = times[0] if times else 0.0
+        if count > 4 and first == times[-1] and times.count(first) == count:
+            # One time for all, as for the events of one read: one bucket.
+            seconds = now - first
+            self.total += seconds * count
+            buckets[bisect_left(bounds, seconds)] += count
+            return
         if count <= 4:
             for time in times:
                 seconds = now - time
