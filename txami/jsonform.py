@@ -119,9 +119,10 @@ def event_lines(events: Iterable[Message], received: float, pbx: str | None = No
                     found = fullmatch(text)
                     if found is not None:
                         if not head:
-                            head = _head[2]
-                            if received != _head[0] or pbx != _head[1]:
-                                head = _head_of(received, pbx)[2]
+                            cached = _head  # one read of the shared tuple (threads)
+                            if received != cached[0] or pbx != cached[1]:
+                                cached = _head_of(received, pbx)
+                            head = cached[2]
                         parts = line.copy()  # the shared template stays untouched
                         parts[0] = head
                         parts[2:-1:2] = found.groups()

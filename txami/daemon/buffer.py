@@ -171,6 +171,10 @@ class PBXBuffer:
         """The run of dropped events just in front of unsent ``entry`` (None if there is none)."""
         return self.gaps.get(_key_of(entry)) if self.gaps else None
 
+    def pop_gap(self, entry: Entry) -> Gap | None:
+        """`gap_of` ``entry``, no longer noted: it is being reported (or carried on)."""
+        return self.gaps.pop(_key_of(entry), None) if self.gaps else None
+
     @property
     def droppable(self) -> bool:
         """Whether an unsent event is there to drop."""
@@ -190,7 +194,7 @@ class PBXBuffer:
         self._forget(entry)
         self.metrics.event_dropped(reason)
         epoch, seq = _key_of(entry)
-        run = _join(self.gaps.pop((epoch, seq), None), [1, seq, seq, epoch])
+        run = _join(self.pop_gap(entry), [1, seq, seq, epoch])
         if index < len(unsent):
             self.gap_before(unsent[index], run)
         else:

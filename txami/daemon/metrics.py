@@ -112,10 +112,9 @@ class _Histogram:
         count = len(times)
         self.count += count
         bounds, buckets = self.bounds, self.buckets
-        first = times[0] if times else 0.0
-        if count > 4 and first == times[-1] and times.count(first) == count:
+        if count > 4 and times[0] == times[-1] and times.count(times[0]) == count:
             # One time for all, as for the events of one read: one bucket.
-            seconds = now - first
+            seconds = now - times[0]
             self.total += seconds * count
             buckets[bisect_left(bounds, seconds)] += count
             return

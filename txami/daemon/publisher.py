@@ -43,7 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from txami.daemon.buffer import PBXBuffer
-from txami.daemon.entries import EPOCH, GAP, RECEIVED, SEQ, Entry, make_entry, marker_json
+from txami.daemon.entries import EPOCH, GAP, RECEIVED, Entry, make_entry, marker_json
 
 __all__ = [
     "EntryRejected",
@@ -405,7 +405,7 @@ class StreamPublisher(Service):
         head = unsent[0]
         if buffer.gap_of(head) is not None and buffer.make_headroom():
             head = unsent[0]
-        gap = buffer.gaps.pop((head[EPOCH], head[SEQ]), None) if buffer.gaps else None
+        gap = buffer.pop_gap(head)
         if gap is None:
             unsent.popleft()
             buffer.in_flight.append(head)
