@@ -1,9 +1,10 @@
 """
 The daemon side of S7, run in its own process by ``python -m bench.s7``.
 
-It builds the real ``twistd txami`` service tree (`txami.daemon.options.build_service`)
-from a configuration file with ``--pbxs`` ``[pbx:pNNN]`` sections, all logging in to
-the benchmark's AMI server, and a ``[redis]`` section; then measures its own CPU time
+It builds the real ``twistd txami`` service tree (`txami.daemon.options.build_service`,
+then `freeze_startup_objects`, as ``makeService`` does) from a configuration file with
+``--pbxs`` ``[pbx:pNNN]`` sections, all logging in to the benchmark's AMI server, and a
+``[redis]`` section; then measures its own CPU time
 on the event path: from the moment every session is set up to the moment Redis has
 acknowledged every event.
 
@@ -39,7 +40,7 @@ from typing import Any
 
 from twisted.internet import reactor, task
 
-from txami.daemon.options import build_service
+from txami.daemon.options import build_service, freeze_startup_objects
 from txami.daemon.service import BridgeService
 from txami.tap import Options
 
@@ -85,6 +86,7 @@ def build(args: argparse.Namespace) -> BridgeService:
     options = Options()
     options.parseOptions(["--config", write_config(directory, args)])
     bridge = build_service(options, reactor, stdout=io.StringIO())
+    freeze_startup_objects()  # as `makeService` does for twistd
     for connection in bridge.redis:
         connection.initial_delay, connection.max_delay = 0.1, 0.5
     return bridge

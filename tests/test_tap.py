@@ -580,3 +580,39 @@ class MakeServiceTests(OptionsTestCase):
         """makeService (the plugin's entry point) gives a BridgeService on the given reactor."""
         service = makeService(self.parse("-u", "admin"), self.reactor)
         self.assertIsInstance(service, BridgeService)
+
+    def record_gc(self) -> list[str]:
+        """Replace the options module's `gc` with one that records what is called."""
+        calls: list[str] = []
+
+        class RecordingGC:
+            def collect(self) -> int:
+                calls.append("collect")
+                return 0
+
+            def freeze(self) -> None:
+                calls.append("freeze")
+
+        self.patch(txami.daemon.options, "gc", RecordingGC())
+        return calls
+
+    def test_make_service_freezes_for_twistd(self) -> None:
+        """On the global reactor (twistd's call) makeService collects, then freezes the objects."""
+        calls = self.record_gc()
+        built: list[BridgeService] = []
+        real_build = txami.daemon.options.build_service
+
+        def build(*args: Any, **kwargs: Any) -> BridgeService:
+            self.assertEqual(calls, [])
+            built.append(real_build(*args, **kwargs))
+            return built[0]
+
+        self.patch(txami.daemon.options, "build_service", build)
+        service = makeService(self.parse("-u", "admin"))
+        self.assertEqual((service, calls), (built[0], ["collect", "freeze"]))
+
+    def test_make_service_given_reactor_leaves_gc(self) -> None:
+        """With a reactor given (a program or a test builds it), makeService leaves gc alone."""
+        calls = self.record_gc()
+        makeService(self.parse("-u", "admin"), self.reactor)
+        self.assertEqual(calls, [])
