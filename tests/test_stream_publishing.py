@@ -100,6 +100,22 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual((seqs(buffer.unsent), buffer.bytes), ([5], 800))
         self.assertEqual(buffer.gap_of(buffer.unsent[0]), [4, 1, 4, 1])
 
+    def test_unsent_is_never_replaced(self) -> None:
+        """The unsent deque stays the object made at start-up (twistd freezes it) throughout."""
+        buffer = make_buffer(max_events=4)
+        unsent = buffer.unsent
+        buffer.extend([event(seq) for seq in range(1, 7)])
+        buffer.make_headroom()
+        taken = [buffer.take(), buffer.take()]
+        buffer.acknowledged_oldest([taken[0]])  # type: ignore[list-item]
+        buffer.rejected(taken[1])  # type: ignore[arg-type]
+        buffer.take()
+        buffer.resolve(None)
+        buffer.add(event(7))
+        buffer.drop_oldest("buffer_full")
+        self.assertIs(buffer.unsent, unsent)
+        self.assertEqual(seqs(unsent), [7])
+
     def test_ready_only_when_not_queued(self) -> None:
         """``ready`` is called for an entry added out of the publisher's turns only."""
         calls: list[PBXBuffer] = []

@@ -110,6 +110,9 @@ class PBXBuffer:
         self.budget = budget
         self.metrics = metrics
         self.ready = ready
+        #: Made once and never replaced: twistd freezes it with the other start-up
+        #: objects (`txami.daemon.options.freeze_startup_objects`), so the garbage
+        #: collector's full passes never walk the entries it holds.
         self.unsent: deque[Entry] = deque()
         self.in_flight: deque[Entry] = deque()
         #: The runs of dropped events in front of unsent entries, by their ``(epoch, seq)``.

@@ -350,7 +350,9 @@ def _stdout() -> TextIO:
 def makeService(options: Options, reactor: Any = None) -> IService:
     """
     The daemon's `BridgeService`, built from parsed ``options`` (on the
-    global reactor unless ``reactor`` is given, as tests do).
+    global reactor unless ``reactor`` is given, as tests do).  On the global
+    reactor, as twistd calls it, its start-up objects are then frozen
+    (`freeze_startup_objects`).
     """
     if reactor is None:
         from twisted.internet import reactor
