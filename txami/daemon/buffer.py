@@ -111,7 +111,7 @@ class PBXBuffer:
         self.metrics = metrics
         self.ready = ready
         #: Made once and never replaced: twistd freezes it with the other start-up
-        #: objects (`txami.daemon.options.freeze_startup_objects`), so the garbage
+        #: objects (``txami.daemon.options.freeze_startup_objects``), so the garbage
         #: collector's full passes never walk the entries it holds.
         self.unsent: deque[Entry] = deque()
         self.in_flight: deque[Entry] = deque()
@@ -230,14 +230,6 @@ class PBXBuffer:
         self.budget.bytes -= size
 
     # --- sending -------------------------------------------------------------------------------
-
-    def take(self) -> Entry | None:
-        """The next entry to send (now in flight), or None."""
-        if not self.unsent:
-            return None
-        entry = self.unsent.popleft()
-        self.in_flight.append(entry)
-        return entry
 
     def put_in_flight(self, entry: Entry) -> None:
         """Count a marker made at send time (a gap) as held and in flight."""
