@@ -344,6 +344,7 @@ class ClaimTests(ConsumerTestCase):
         self.claim(self.reader, ["7-0", ["3-0", "4-0"], []])
         self.claim(self.reader, ["0-0", ["8-0"], ["6-0"]], cursor="7-0")
         self.assertEqual(self.consumer.claimed, 3)
+        self.assertEqual(self.session.metrics.redis_actions_claimed, 3)
         ping = ["id", "r1", "action", "Ping", "reply_to", "replies"]
         self.pending([["3-0", ping], ["4-0", None]])
         # A claimed entry deleted meanwhile (Redis < 7 claims those) is only acknowledged.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from txami.daemon.hub import ReceivedEvent
-from txami.daemon.metrics import CONTENT_TYPE, OTHER, Metrics
+from txami.daemon.metrics import CONTENT_TYPE, OTHER, Metrics, MetricsRegistry
 from txami.message import Message
 
 
@@ -75,6 +75,50 @@ class MetricsTests(SynchronousTestCase):
         self.assertIn('txami_action_duration_seconds_count{pbx="default",action="Ping"} 2\n', text)
         self.assertEqual(
             metrics.actions_by_outcome(), {("Ping", "success"): 1, ("Ping", "timeout"): 1}
+        )
+
+    def test_publishing_families(self) -> None:
+        """With publishing on, the Redis families render: actions, claims, published, dropped."""
+        metrics = Metrics(pbx="east")
+        metrics.events_published([10.0, 10.0], 10.5)
+        metrics.event_dropped("rejected")
+        metrics.redis_action_finished("Originate", "unknown")
+        metrics.redis_actions_claimed += 2
+        registry = MetricsRegistry()
+        registry.add(metrics)
+        self.assertNotIn("txami_redis", registry.render())
+        registry.publishing = True
+        lines = registry.render().splitlines()
+        self.assertEqual(
+            lines[6:20],
+            [
+                "# HELP txami_redis_actions_total AMI actions requested through Redis, by PBX, "
+                "action and outcome.",
+                "# TYPE txami_redis_actions_total counter",
+                'txami_redis_actions_total{pbx="east",action="Originate",outcome="unknown"} 1',
+                "# HELP txami_redis_actions_claimed_total Action requests claimed through Redis "
+                "after another consumer left them idle.",
+                "# TYPE txami_redis_actions_claimed_total counter",
+                'txami_redis_actions_claimed_total{pbx="east"} 2',
+                "# HELP txami_events_published_total Stream entries (events and markers) "
+                "acknowledged by Redis.",
+                "# TYPE txami_events_published_total counter",
+                'txami_events_published_total{pbx="east"} 2',
+                "# HELP txami_events_dropped_total Events dropped before reaching the stream, "
+                "by reason.",
+                "# TYPE txami_events_dropped_total counter",
+                'txami_events_dropped_total{pbx="east",reason="buffer_full"} 0',
+                'txami_events_dropped_total{pbx="east",reason="total_buffer_full"} 0',
+                'txami_events_dropped_total{pbx="east",reason="rejected"} 1',
+            ],
+        )
+        self.assertEqual(
+            lines[-3:],
+            [
+                'txami_publish_latency_seconds_bucket{pbx="east",le="+Inf"} 2',
+                'txami_publish_latency_seconds_sum{pbx="east"} 1',
+                'txami_publish_latency_seconds_count{pbx="east"} 2',
+            ],
         )
 
     def test_unknown_outcome(self) -> None:

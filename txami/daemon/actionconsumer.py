@@ -445,6 +445,9 @@ class ActionConsumer(Service):
             if not count:
                 continue
             self.claimed += count
+            pbx = self._keys.get(key)
+            if pbx is not None:
+                self.sessions[pbx].metrics.redis_actions_claimed += count
             _log.info("claimed {count} idle action requests of {key}", count=count, key=key)
             if not reread:
                 continue

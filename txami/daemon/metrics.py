@@ -172,6 +172,8 @@ class Metrics:
         self.publish_latency = _Histogram(PUBLISH_BUCKETS)
         #: Events dropped before reaching the stream, by reason (`DROP_REASONS`).
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        #: Action requests claimed (``XAUTOCLAIM``) after another consumer left them idle.
+        self.redis_actions_claimed = 0
 
     def _label(self, value: str, known: Iterable[str], count: int) -> str:
         if value in known or count < self.max_label_values:
@@ -292,6 +294,14 @@ class Metrics:
                         f'outcome="{o}"}} {n}'
                         for (a, o), n in sorted(self._redis_actions.items())
                     ],
+                ),
+            )
+            yield (
+                "txami_redis_actions_claimed_total",
+                (
+                    "counter",
+                    "Action requests claimed through Redis after another consumer left them idle.",
+                    [f"txami_redis_actions_claimed_total{{{pbx}}} {self.redis_actions_claimed}"],
                 ),
             )
             yield (
