@@ -354,13 +354,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     reactor, as twistd calls it, its start-up objects are then frozen
     (`freeze_startup_objects`).
     """
+    for_twistd = reactor is None
     if reactor is None:
         from twisted.internet import reactor
-
-        service = build_service(options, reactor, stdout=_stdout())
+    service = build_service(options, reactor, stdout=_stdout())
+    if for_twistd:
         freeze_startup_objects()
-        return service
-    return build_service(options, reactor, stdout=_stdout())
+    return service
 
 
 def freeze_startup_objects() -> None:
