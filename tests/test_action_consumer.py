@@ -11,10 +11,11 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txami.daemon.actionconsumer import ActionConsumer
+from txami.daemon.actionconsumer import GUARDED_REPLY, ActionConsumer
 from txami.daemon.config import RedisConfig
 from txami.daemon.metrics import Metrics
 from txami.daemon.redisconn import RedisError, RedisNotConnected
@@ -142,25 +143,31 @@ class ConsumerTestCase(SynchronousTestCase):
         fields.update(more)
         return fields
 
-    def reply(self, guard: bool = False, entry: str = "5-0") -> tuple[str, dict[str, Any]]:
+    def reply(
+        self, guard: bool = False, entry: str = "5-0", answer: Any = 1
+    ) -> tuple[str, dict[str, Any]]:
         """
-        The reply's transaction, answered: MULTI, XADD, the guard set ``replied``
-        (if ``guard``), XACK, EXEC.  Returns the reply's (outcome, json).
+        The reply, answered: a guarded request's `GUARDED_REPLY` script (with
+        ``answer``), another's transaction (MULTI, XADD, XACK, EXEC).  Returns
+        the reply's (outcome, json).
         """
+        if guard:
+            args, d = self.writer.take("EVAL")
+            self.assertEqual(args[1:3], (GUARDED_REPLY, "3"))
+            self.assertEqual(args[3:6], (GUARD, "replies", KEY))
+            self.assertEqual(args[6:10], (f"replied {entry}", "60", "10000", "r1"))
+            self.assertEqual(args[12:], ("txami", entry))
+            d.callback(answer)
+            return args[10], json.loads(args[11])
         calls = self.writer.take_transaction()
         commands = [args for args, _ in calls]
-        self.assertEqual(
-            [args[0] for args in commands],
-            ["MULTI", "XADD", *(["SET"] if guard else []), "XACK", "EXEC"],
-        )
+        self.assertEqual([args[0] for args in commands], ["MULTI", "XADD", "XACK", "EXEC"])
         xadd = commands[1]
         self.assertEqual(xadd[:8], ("XADD", "replies", "MAXLEN", "~", "10000", "*", "id", "r1"))
-        if guard:
-            self.assertEqual(commands[2], ("SET", GUARD, f"replied {entry}", "EX", "60"))
         self.assertEqual(commands[-2], ("XACK", KEY, "txami", entry))
         for index, (_, d) in enumerate(calls[:-1]):
             d.callback("OK" if index == 0 else "QUEUED")
-        calls[-1][1].callback(["1-1", *(["OK"] if guard else []), 1])
+        calls[-1][1].callback(["1-1", 1])
         return xadd[9], json.loads(xadd[11])
 
 
@@ -179,6 +186,46 @@ class ConsumerTests(ConsumerTestCase):
         outcome, body = self.reply(guard=True)
         self.assertEqual((outcome, body["response"]["Message"]), ("ok", "Originate queued"))
         self.assertEqual(self.session.metrics.redis_actions_by_outcome(), {("Originate", "ok"): 1})
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def originated(self) -> None:
+        """An Originate guarded, sent and answered ok by the PBX; its reply not yet written."""
+        self.read(("5-0", self.request("Originate", ASYNC)))
+        self.writer.take("SET")[1].callback("OK")
+        self.session.factory.sent.pop()[2].callback(Message([("Response", "Success")]))
+
+    def test_guarded_reply_answered_meanwhile(self) -> None:
+        """The script found the guard replied (another consumer answered): logged, nothing more."""
+        self.originated()
+        with capturedLogs() as events:
+            self.reply(guard=True, answer=0)
+        [event] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual((event["id"], event["entry"], event["outcome"]), ("r1", "5-0", "ok"))
+        self.assertIn("answered meanwhile by another consumer", formatEvent(event))
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def test_guarded_reply_to_not_a_stream(self) -> None:
+        """The script's XADD refused (reply_to not a stream) is logged; the request stays acked."""
+        self.originated()
+        with capturedLogs() as events:
+            self.reply(guard=True, answer="WRONGTYPE Key is not a stream")
+        [event] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(event["why"], "WRONGTYPE Key is not a stream")
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def test_guarded_reply_not_written_leaves_the_request_pending(self) -> None:
+        """A script that did not run (Redis gone) neither answers nor acknowledges."""
+        self.originated()
+        self.writer.take("EVAL")[1].errback(RedisNotConnected("gone"))
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def test_guarded_reply_unexpected_answer(self) -> None:
+        """A script answer not 1, 0 or an error text is logged; the request is left pending."""
+        self.originated()
+        with capturedLogs() as events:
+            self.reply(guard=True, answer=[1])
+        [event] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(event["why"], "the reply's script answered [1]")
         self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
 
     def redelivered(self, guard: str | None) -> None:

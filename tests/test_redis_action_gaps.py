@@ -5,7 +5,9 @@ pending by another consumer are claimed and answered (at start: one whose guard 
 answered unknown and not sent, one deleted meanwhile dropped; later: one run), and an
 answered request delivered again (its group rewound) is acknowledged without a second
 reply and not sent again.  One test kills a ``twistd`` child mid-Originate and lets a
-second daemon, under another consumer name, claim the request.
+second daemon, under another consumer name, claim the request; another lets a claimer
+answer a request while this daemon's Originate still runs, whose late outcome is then not
+added as a second reply (the reply's script, against the real Redis).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from tests.test_daemon_e2e import spawn_daemon
 from tests.test_plugin import keep_checkout_clean
 from tests.test_redis_streams import DaemonWithRedis, wait_for
+from txami.daemon.actionconsumer import GUARDED_REPLY
 from txami.daemon.entries import actions_key, guard_key
 from txami.daemon.service import BridgeService
 
@@ -107,6 +110,41 @@ class ActionGapTests(DaemonWithRedis):
         await wait_for(lambda: self.pending() == [], "both acknowledged")
         self.assertEqual(self.replies(), [("o1", "ok"), ("p1", "ok")])
         self.assertEqual(self.originates(), 1)
+
+    async def test_late_outcome_after_a_claim_is_not_added(self) -> None:
+        """An Originate another consumer claimed and answered meanwhile gets no second reply."""
+        fake = self.fake("east")
+        fake.delay_action("Originate", 2.0)
+        bridge = self.start(self.config(self.pbx("east")))
+        await self.logged_in(bridge)
+        entry = self.request("east", "o1", "Originate", **ORIGINATE)
+        await wait_for(self.originates, "the Originate at the PBX")
+        guard = guard_key("txami", "east", "o1")
+        self.assertEqual(self.client("GET", guard), f"sent {entry}")
+        # What a daemon that claimed the request does (this one could not reach Redis for
+        # claim-idle, say): it finds the guard set and answers unknown, by the same script.
+        self.client("XCLAIM", KEY, "txami", "txami-b", "0", entry, "JUSTID")
+        unknown = '{"error":"redelivered"}'
+        args = ["replies:test", KEY, f"replied {entry}", "600", "10000", "o1", "unknown"]
+        answered = self.client("EVAL", GUARDED_REPLY, "3", guard, *args, unknown, "txami", entry)
+        self.assertEqual((answered, self.replies(), self.pending()), (1, [("o1", "unknown")], []))
+        assert bridge.actions is not None
+        await wait_for(lambda: not bridge.actions.active, "this daemon's Originate answered")
+        self.assertEqual(self.replies(), [("o1", "unknown")])
+        self.assertEqual(self.client("GET", guard), f"replied {entry}")
+        self.assertEqual((self.pending(), self.originates()), ([], 1))
+
+    async def test_guarded_reply_to_not_a_stream(self) -> None:
+        """An Originate whose reply_to is not a stream: no reply, but guard replied and acked."""
+        self.fake("east")
+        bridge = self.start(self.config(self.pbx("east")))
+        await self.logged_in(bridge)
+        self.client("SET", "replies:test", "not a stream")
+        entry = self.request("east", "o1", "Originate", **ORIGINATE)
+        guard = guard_key("txami", "east", "o1")
+        await wait_for(lambda: self.client("GET", guard) == f"replied {entry}", "answered")
+        self.assertEqual(self.client("GET", "replies:test"), "not a stream")
+        self.assertEqual((self.pending(), self.originates()), ([], 1))
 
     def daemon(self, name: str, consumer: str, claim_idle: int) -> subprocess.Popen[bytes]:
         """``twistd txami`` as a child process, with its own consumer name; killed at the end."""

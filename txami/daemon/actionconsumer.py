@@ -43,7 +43,11 @@ NX``.  A request whose guard already exists is not sent: it is answered
 The reply, the guard's ``replied`` and the acknowledgement are one
 ``MULTI``/``EXEC`` transaction, so Redis applies all of them or none: a
 daemon killed at any point leaves a request either unanswered and pending,
-or answered and acknowledged, never answered and pending.
+or answered and acknowledged, never answered and pending.  For a guarded
+request the transaction is a script (`GUARDED_REPLY`) that first reads the
+guard and answers nothing if it already reads ``replied`` for this entry:
+another daemon claimed the request meanwhile and answered it, so this one's
+late outcome is not added as a second reply.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ from txami.errors import ActionTimeout, AMIError, ConnectionLost, NotConnected
 from txami.jsonform import dumps, message_dict
 from txami.message import Message
 
-__all__ = ["READ_ONLY_ACTIONS", "ActionConsumer"]
+__all__ = ["GUARDED_REPLY", "READ_ONLY_ACTIONS", "ActionConsumer"]
 
 _log = Logger(namespace="txami.daemon.actionconsumer")
 
@@ -130,6 +134,29 @@ _SENT = "sent "
 _REPLIED = "replied "
 #: `_run`'s result for a request answered before: acknowledge it, answer nothing.
 _ANSWERED: tuple[str, dict[str, Any]] = ("", {})
+
+#: The reply of a guarded request, as one script (atomic, as ``MULTI``/``EXEC``):
+#: nothing if the guard reads ``replied`` for this entry already (another daemon
+#: claimed the request and answered it); else the guard set ``replied``, the
+#: request acknowledged and the reply added.  Returns 1, 0 (answered before), or
+#: the error of an ``XADD`` Redis refused (a ``reply_to`` that is not a stream:
+#: the request is acknowledged all the same, as no reply could ever be added).
+#: KEYS: the guard, ``reply_to``, the request stream.  ARGV: the guard's
+#: ``replied`` value, its time to live, the replies' ``MAXLEN``, the reply's
+#: ``id``, ``outcome`` and ``json``, the group, the request's entry id.
+GUARDED_REPLY = """\
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('XACK', KEYS[3], ARGV[7], ARGV[8])
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+  'id', ARGV[4], 'outcome', ARGV[5], 'json', ARGV[6])
+if type(added) == 'table' and added.err then
+  return added.err
+end
+return 1
+"""
 
 
 class _Request:
@@ -616,7 +643,11 @@ class ActionConsumer(Service):
         return ("error", {"error": "internal", "message": "see the daemon's log"})
 
     def _reply(self, result: tuple[str, dict[str, Any]], handled: _Request) -> Deferred[Any]:
-        """Add the reply, mark the guard (if held) and acknowledge, in one transaction."""
+        """
+        Add the reply and acknowledge the request, in one transaction; for a
+        guarded request, `GUARDED_REPLY` (the guard set ``replied`` too, and
+        nothing done if another daemon answered the request meanwhile).
+        """
         key, entry_id = handled.key, handled.entry_id
         if result is _ANSWERED:
             _log.info(
@@ -631,6 +662,28 @@ class ActionConsumer(Service):
         self.sessions[handled.pbx].metrics.redis_action_finished(
             handled.name or "_invalid", outcome
         )
+        if handled.guard is not None:
+            script = (
+                "EVAL",
+                GUARDED_REPLY,
+                "3",
+                handled.guard,
+                handled.reply_to,
+                key,
+                _REPLIED + entry_id,
+                str(self.config.guard_ttl),
+                REPLY_MAXLEN,
+                handled.request_id,
+                outcome,
+                dumps(body),
+                self.config.group,
+                entry_id,
+            )
+            problem = _unencodable(script)
+            if problem is not None:
+                return fail(problem)
+            d = self.writer.execute(*script)
+            return d.addCallback(self._scripted, handled, outcome)
         commands: list[tuple[str, ...]] = [
             (
                 "XADD",
@@ -645,13 +698,9 @@ class ActionConsumer(Service):
                 outcome,
                 "json",
                 dumps(body),
-            )
+            ),
+            ("XACK", key, self.config.group, entry_id),
         ]
-        if handled.guard is not None:
-            commands.append(
-                ("SET", handled.guard, _REPLIED + entry_id, "EX", str(self.config.guard_ttl))
-            )
-        commands.append(("XACK", key, self.config.group, entry_id))
         d = self._transaction(commands)
         return d.addCallback(self._committed, handled)
 
@@ -663,11 +712,9 @@ class ActionConsumer(Service):
         written in one go: nothing else of this process comes between them.
         """
         for command in commands:
-            try:
-                for arg in command:
-                    arg.encode("utf-8")
-            except UnicodeEncodeError as error:
-                return fail(RedisError(f"cannot send {command[0]}: {error}"))
+            problem = _unencodable(command)
+            if problem is not None:
+                return fail(problem)
         writer = self.writer
         started = [writer.execute("MULTI")]
         started += [writer.execute(*command) for command in commands]
@@ -684,13 +731,32 @@ class ActionConsumer(Service):
             if isinstance(result, Exception):
                 # Only a reply_to that is not a stream does that: the request is
                 # acknowledged all the same, since no reply could ever be added.
-                _log.warn(
-                    "{pbx}: answering action request {id} to {reply_to}: {why}",
-                    pbx=handled.pbx,
-                    id=handled.request_id,
-                    reply_to=handled.reply_to,
-                    why=result,
-                )
+                self._not_added(handled, result)
+
+    def _scripted(self, result: Any, handled: _Request, outcome: str) -> None:
+        """`GUARDED_REPLY`'s answer: 1 (answered), 0 (answered by another) or XADD's error."""
+        if result == 0:
+            _log.warn(
+                "{pbx}: action request {id} ({entry}) was answered meanwhile by another "
+                "consumer that claimed it: this one's outcome ({outcome}) is not added",
+                pbx=handled.pbx,
+                id=handled.request_id,
+                entry=handled.entry_id,
+                outcome=outcome,
+            )
+        elif isinstance(result, str):
+            self._not_added(handled, result)
+        elif result != 1:
+            raise RedisError(f"the reply's script answered {result!r}")
+
+    def _not_added(self, handled: _Request, why: object) -> None:
+        _log.warn(
+            "{pbx}: answering action request {id} to {reply_to}: {why}",
+            pbx=handled.pbx,
+            id=handled.request_id,
+            reply_to=handled.reply_to,
+            why=why,
+        )
 
     def _ack(self, key: str, entry_id: str) -> Deferred[Any]:
         d = self.writer.execute("XACK", key, self.config.group, entry_id)
@@ -714,6 +780,16 @@ class ActionConsumer(Service):
         if self._stalled and len(self.active) < self.max_active:
             self._stalled = False
             self._read(self._generation)
+
+
+def _unencodable(command: tuple[str, ...]) -> RedisError | None:
+    """The error of a command that has an argument UTF-8 cannot encode (a lone surrogate)."""
+    try:
+        for arg in command:
+            arg.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return RedisError(f"cannot send {command[0]}: {error}")
+    return None
 
 
 def _error(kind: str, message: str) -> tuple[str, dict[str, Any]]:
