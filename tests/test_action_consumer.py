@@ -144,14 +144,15 @@ class ConsumerTestCase(SynchronousTestCase):
         return fields
 
     def reply(
-        self, guard: bool = False, entry: str = "5-0", answer: Any = 1
+        self, guard: bool = False, entry: str = "5-0", answer: Any = 1, script: bool = True
     ) -> tuple[str, dict[str, Any]]:
         """
         The reply, answered: a guarded request's `GUARDED_REPLY` script (with
-        ``answer``), another's transaction (MULTI, XADD, XACK, EXEC).  Returns
-        the reply's (outcome, json).
+        ``answer``), else a transaction: MULTI, XADD, the guard set
+        ``replied`` (if ``guard``: a Redis without scripts), XACK, EXEC.
+        Returns the reply's (outcome, json).
         """
-        if guard:
+        if guard and script:
             args, d = self.writer.take("EVAL")
             self.assertEqual(args[1:3], (GUARDED_REPLY, "3"))
             self.assertEqual(args[3:6], (GUARD, "replies", KEY))
@@ -161,13 +162,18 @@ class ConsumerTestCase(SynchronousTestCase):
             return args[10], json.loads(args[11])
         calls = self.writer.take_transaction()
         commands = [args for args, _ in calls]
-        self.assertEqual([args[0] for args in commands], ["MULTI", "XADD", "XACK", "EXEC"])
+        self.assertEqual(
+            [args[0] for args in commands],
+            ["MULTI", "XADD", *(["SET"] if guard else []), "XACK", "EXEC"],
+        )
         xadd = commands[1]
         self.assertEqual(xadd[:8], ("XADD", "replies", "MAXLEN", "~", "10000", "*", "id", "r1"))
+        if guard:
+            self.assertEqual(commands[2], ("SET", GUARD, f"replied {entry}", "EX", "60"))
         self.assertEqual(commands[-2], ("XACK", KEY, "txami", entry))
         for index, (_, d) in enumerate(calls[:-1]):
             d.callback("OK" if index == 0 else "QUEUED")
-        calls[-1][1].callback(["1-1", 1])
+        calls[-1][1].callback(["1-1", *(["OK"] if guard else []), 1])
         return xadd[9], json.loads(xadd[11])
 
 
@@ -227,6 +233,38 @@ class ConsumerTests(ConsumerTestCase):
         [event] = [e for e in events if e["log_level"] == LogLevel.warn]
         self.assertEqual(event["why"], "the reply's script answered [1]")
         self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+
+    def refused(self, refusal: str) -> None:
+        """Redis refuses the script with ``refusal``: said once; guarded replies become a MULTI."""
+        self.originated()
+        with capturedLogs() as events:
+            self.writer.take("EVAL")[1].errback(RedisError(refusal))
+            outcome, _ = self.reply(guard=True, script=False)
+            self.read(("6-0", self.request("Originate", ASYNC, id="r2")))
+            self.writer.take("SET")[1].callback("OK")
+            self.session.factory.sent.pop()[2].callback(Message([("Response", "Success")]))
+        self.assertEqual(outcome, "ok")
+        [error] = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(error["why"], refusal)
+        # The next guarded reply is a transaction at once.
+        calls = self.writer.take_transaction()
+        self.assertEqual([args[0] for args, _ in calls], ["MULTI", "XADD", "SET", "XACK", "EXEC"])
+        self.assertEqual(calls[2][0][1], "txami:{east}:guard:r2")
+
+    def test_acl_without_eval(self) -> None:
+        """A Redis user not allowed EVAL: the reply falls back to a transaction from then on."""
+        self.refused("NOPERM User txami has no permissions to run the 'eval' command")
+
+    def test_eval_renamed(self) -> None:
+        """A Redis whose EVAL is renamed away: the reply falls back to a transaction."""
+        self.refused("ERR unknown command 'EVAL', with args beginning with: ")
+
+    def test_script_failure_is_not_a_refusal(self) -> None:
+        """Another error of the script (Redis busy) leaves the request pending; scripts stay on."""
+        self.originated()
+        self.writer.take("EVAL")[1].errback(RedisError("BUSY Redis is busy running a script"))
+        self.assertEqual((self.writer.calls, self.consumer.active), ([], set()))
+        self.assertTrue(self.consumer._can_script)
 
     def redelivered(self, guard: str | None) -> None:
         """Deliver an Originate whose guard is already set, reading ``guard``."""

@@ -7,7 +7,8 @@ answered request delivered again (its group rewound) is acknowledged without a s
 reply and not sent again.  One test kills a ``twistd`` child mid-Originate and lets a
 second daemon, under another consumer name, claim the request; another lets a claimer
 answer a request while this daemon's Originate still runs, whose late outcome is then not
-added as a second reply (the reply's script, against the real Redis).
+added as a second reply (the reply's script, against the real Redis); with a Redis user
+not allowed that script, replies are a transaction as before.
 """
 
 from __future__ import annotations
@@ -145,6 +146,20 @@ class ActionGapTests(DaemonWithRedis):
         await wait_for(lambda: self.client("GET", guard) == f"replied {entry}", "answered")
         self.assertEqual(self.client("GET", "replies:test"), "not a stream")
         self.assertEqual((self.pending(), self.originates()), ([], 1))
+
+    async def test_redis_without_eval(self) -> None:
+        """A Redis user not allowed EVAL: an Originate is answered all the same, in a MULTI."""
+        self.fake("east")
+        self.client("ACL", "SETUSER", "default", "-eval")
+        bridge = self.start(self.config(self.pbx("east")))
+        await self.logged_in(bridge)
+        entry = self.request("east", "o1", "Originate", **ORIGINATE)
+        await wait_for(self.replies, "the reply")
+        await wait_for(lambda: self.pending() == [], "acknowledged")
+        self.assertEqual(self.replies(), [("o1", "ok")])
+        self.assertEqual(self.client("GET", guard_key("txami", "east", "o1")), f"replied {entry}")
+        assert bridge.actions is not None
+        self.assertFalse(bridge.actions._can_script)
 
     def daemon(self, name: str, consumer: str, claim_idle: int) -> subprocess.Popen[bytes]:
         """``twistd txami`` as a child process, with its own consumer name; killed at the end."""

@@ -47,7 +47,8 @@ or answered and acknowledged, never answered and pending.  For a guarded
 request the transaction is a script (`GUARDED_REPLY`) that first reads the
 guard and answers nothing if it already reads ``replied`` for this entry:
 another daemon claimed the request meanwhile and answered it, so this one's
-late outcome is not added as a second reply.
+late outcome is not added as a second reply.  A Redis that refuses the
+script (no ``EVAL`` for the daemon's user) gets the transaction instead.
 """
 
 from __future__ import annotations
@@ -219,6 +220,8 @@ class ActionConsumer(Service):
         self._claiming = False
         #: False once Redis refused XAUTOCLAIM (before 6.2): claiming is off.
         self._can_claim = True
+        #: False once Redis refused `GUARDED_REPLY` (no EVAL): guarded replies are a MULTI.
+        self._can_script = True
         #: Requests claimed from other consumers (or left idle by this one), in all.
         self.claimed = 0
         reader.add_listener(self)
@@ -662,47 +665,79 @@ class ActionConsumer(Service):
         self.sessions[handled.pbx].metrics.redis_action_finished(
             handled.name or "_invalid", outcome
         )
+        reply = (
+            "XADD",
+            handled.reply_to,
+            "MAXLEN",
+            "~",
+            REPLY_MAXLEN,
+            "*",
+            "id",
+            handled.request_id,
+            "outcome",
+            outcome,
+            "json",
+            dumps(body),
+        )
+        if handled.guard is None or not self._can_script:
+            return self._reply_in_transaction(handled, reply)
+        script = (
+            "EVAL",
+            GUARDED_REPLY,
+            "3",
+            handled.guard,
+            handled.reply_to,
+            key,
+            _REPLIED + entry_id,
+            str(self.config.guard_ttl),
+            REPLY_MAXLEN,
+            handled.request_id,
+            outcome,
+            reply[-1],
+            self.config.group,
+            entry_id,
+        )
+        problem = _unencodable(script)
+        if problem is not None:
+            return fail(problem)
+        d = self.writer.execute(*script)
+        return d.addCallbacks(
+            self._scripted,
+            self._script_refused,
+            callbackArgs=(handled, outcome),
+            errbackArgs=(handled, reply),
+        )
+
+    def _reply_in_transaction(self, handled: _Request, reply: tuple[str, ...]) -> Deferred[Any]:
+        """``reply``, the guard (if held) set ``replied`` and the ``XACK``, in one ``MULTI``."""
+        commands = [reply]
         if handled.guard is not None:
-            script = (
-                "EVAL",
-                GUARDED_REPLY,
-                "3",
-                handled.guard,
-                handled.reply_to,
-                key,
-                _REPLIED + entry_id,
-                str(self.config.guard_ttl),
-                REPLY_MAXLEN,
-                handled.request_id,
-                outcome,
-                dumps(body),
-                self.config.group,
-                entry_id,
-            )
-            problem = _unencodable(script)
-            if problem is not None:
-                return fail(problem)
-            d = self.writer.execute(*script)
-            return d.addCallback(self._scripted, handled, outcome)
-        commands: list[tuple[str, ...]] = [
-            (
-                "XADD",
-                handled.reply_to,
-                "MAXLEN",
-                "~",
-                REPLY_MAXLEN,
-                "*",
-                "id",
-                handled.request_id,
-                "outcome",
-                outcome,
-                "json",
-                dumps(body),
-            ),
-            ("XACK", key, self.config.group, entry_id),
-        ]
+            replied = _REPLIED + handled.entry_id
+            commands.append(("SET", handled.guard, replied, "EX", str(self.config.guard_ttl)))
+        commands.append(("XACK", handled.key, self.config.group, handled.entry_id))
         d = self._transaction(commands)
         return d.addCallback(self._committed, handled)
+
+    def _script_refused(
+        self, failure: Failure, handled: _Request, reply: tuple[str, ...]
+    ) -> Failure | Deferred[Any]:
+        """
+        A Redis that refuses scripts (an ACL without ``EVAL``, a renamed
+        command): said once, and every guarded reply is a transaction from now
+        on, which cannot see that another daemon answered a claimed request.
+        """
+        why = failure.getErrorMessage() if isinstance(failure.value, RedisError) else ""
+        if not (why.startswith("NOPERM") or "unknown command" in why):
+            return failure
+        if self._can_script:
+            self._can_script = False
+            _log.error(
+                "Redis refused the reply's script ({why}): guarded requests are answered "
+                "in a MULTI/EXEC transaction instead, which may add a second reply to a "
+                "request another daemon claimed and answered meanwhile",
+                why=why,
+            )
+        return self._reply_in_transaction(handled, reply)
 
     def _transaction(self, commands: list[tuple[str, ...]]) -> Deferred[Any]:
         """
