@@ -17,6 +17,8 @@ import os
 import subprocess
 from typing import Any
 
+from twisted.logger import LogLevel, capturedLogs
+
 from tests.test_daemon_e2e import spawn_daemon
 from tests.test_plugin import keep_checkout_clean
 from tests.test_redis_streams import DaemonWithRedis, wait_for
@@ -130,7 +132,12 @@ class ActionGapTests(DaemonWithRedis):
         answered = self.client("EVAL", GUARDED_REPLY, "3", guard, *args, unknown, "txami", entry)
         self.assertEqual((answered, self.replies(), self.pending()), (1, [("o1", "unknown")], []))
         assert bridge.actions is not None
-        await wait_for(lambda: not bridge.actions.active, "this daemon's Originate answered")
+        with capturedLogs() as events:
+            await wait_for(lambda: not bridge.actions.active, "this daemon's Originate answered")
+        [late] = [e for e in events if e.get("outcome") == "ok"]
+        self.assertEqual(
+            (late["id"], late["entry"], late["log_level"]), ("o1", entry, LogLevel.warn)
+        )
         self.assertEqual(self.replies(), [("o1", "unknown")])
         self.assertEqual(self.client("GET", guard), f"replied {entry}")
         self.assertEqual((self.pending(), self.originates()), ([], 1))
