@@ -21,6 +21,7 @@ from tests.statefake import (
     wire,
 )
 from txami import ObjectGone, PBXState, StateStopped
+from txami.message import Message
 from txami.state.sync import GONE_DISCONNECTED, GONE_NOT_LISTED, GONE_RESTART
 
 
@@ -231,7 +232,7 @@ class ReconnectTests(SynchronousTestCase):
         self.state.add_listener(self.log)
         self.started = self.state.start()
 
-    def connect(self, booted_at: float | None = None) -> None:
+    def connect(self, booted_at: float | None = None) -> list[Message]:
         """A new connection: login (and FullyBooted if Asterisk booted at that time), then sync."""
         server = self.harness.establish()
         from tests.factory_harness import BANNER
@@ -242,7 +243,7 @@ class ReconnectTests(SynchronousTestCase):
         if booted_at is not None:
             uptime = str(int(self.harness.clock.seconds() - booted_at))
             server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", uptime)]))
-        self.data.answer(server)
+        return self.data.answer(server)
 
     def drop(self) -> None:
         """The connection breaks; the factory's next attempt starts (after its 1 s delay)."""
@@ -361,6 +362,61 @@ class ReconnectTests(SynchronousTestCase):
         self.connect(booted_at=-100)
         self.assertIs(self.state.channels["100.1"], old)
         self.assertEqual(self.log.of("channel_gone"), [])
+
+    def test_restart_seen_in_a_boot(self) -> None:
+        """Booted before, booting now (no FullyBooted at login): restarted, even in one second."""
+        pair(self.data, 1)
+        self.connect(booted_at=-100)
+        old = self.state.channels["100.1"]
+        self.drop()
+        self.log.clear()
+        self.connect()  # CoreStatus gives the same startup second as before
+        self.assertIsNot(self.state.channels["100.1"], old)
+        reasons = {why for c, why in self.log.of("channel_gone") if c is old}
+        self.assertEqual(reasons, {GONE_RESTART})
+
+    def test_booting_twice_is_not_a_restart(self) -> None:
+        """Two sessions in one boot (no FullyBooted in either): CoreStatus decides, no restart."""
+        pair(self.data, 1)
+        self.connect()
+        old = self.state.channels["100.1"]
+        self.drop()
+        self.connect()
+        self.assertIs(self.state.channels["100.1"], old)
+        self.assertEqual(self.log.of("channel_gone"), [])
+
+    def test_synced_again_when_the_boot_ends(self) -> None:
+        """Lists taken mid-boot are taken again at FullyBooted: the queues come, limits clear."""
+        self.data.refuse["QueueStatus"] = "Invalid/unknown command: QueueStatus."
+        self.connect()
+        self.assertIn("queues", self.state.limits)
+        self.assertEqual(self.log.names("synced"), [False])
+        del self.data.refuse["QueueStatus"]
+        server = self.harness.server
+        server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", "3")]))
+        again = self.data.answer(server)
+        self.assertEqual([a.name for a in again if a.name == "QueueStatus"], ["QueueStatus"])
+        self.assertEqual(dict(self.state.limits), {})
+        self.assertEqual(self.log.names("synced"), [False, True])
+        server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", "3")]))
+        self.assertEqual(self.data.answer(server)[0].name, "CoreStatus")
+
+    def test_boot_ending_during_the_sync(self) -> None:
+        """A FullyBooted while the mid-boot sync still runs: one more sync follows it, not two."""
+        self.data.ignore.add("QueueStatus")
+        first = self.connect()
+        (queue_status,) = [a for a in first if a.name == "QueueStatus"]
+        self.assertFalse(self.state.synced)
+        server = self.harness.server
+        server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", "3")]))
+        self.assertEqual(server.actions(), [])
+        self.data.ignore.clear()
+        server.send(self.data._queuestatus(queue_status))
+        self.assertEqual(self.log.names("synced"), [False])
+        again = self.data.answer(server)
+        self.assertEqual([a.name for a in again], [a.name for a in first])
+        self.assertEqual(self.log.names("synced"), [False, True])
+        self.assertEqual(server.actions(), [])
 
     def test_events_between_login_and_list(self) -> None:
         """A hangup announced before the re-sync's list ends the channel as a hangup."""

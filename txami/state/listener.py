@@ -101,7 +101,10 @@ class IStateListener(Interface):
         """A presence state appeared or changed."""
 
     def synced(resynced: bool) -> None:  # noqa: N805
-        """A sync completed: the first one (``False``) or one after a reconnect (``True``)."""
+        """
+        A sync completed: the first one (``False``), or a later one (``True``):
+        after a reconnect, or when Asterisk finished booting after the last.
+        """
 
 
 @implementer(IStateListener)

@@ -95,7 +95,7 @@ class PBXState:
             **bridges.handlers(),
             **queues.handlers(),
             **devices.handlers(),
-            "FullyBooted": self._sync.on_fully_booted,
+            "FullyBooted": self._fully_booted,
         }
         #: Channels by Uniqueid (a read-only live view).
         self.channels: Mapping[str, Channel] = MappingProxyType(store.channels)
@@ -120,6 +120,9 @@ class PBXState:
         self._syncs = 0
         self._sync_waiters: list[Deferred[PBXState]] = []
         self._retry: IDelayedCall | None = None
+        #: Whether a sync of this session is on its way, and whether another must follow it.
+        self._syncing = False
+        self._sync_again = False
         self._logged_limits: dict[str, str] | None = None
         #: The factory's `when_ready` while no session is up: it fails if the
         #: factory gives up between connections, which no listener hears of.
@@ -270,6 +273,8 @@ class PBXState:
         self._retry = None
         if self._stopped is not None or session != self._sync.session:
             return
+        self._syncing = True
+        self._sync_again = False
         d = self._sync.run(protocol, self._session_limits())
         d.addCallback(self._sync_done, protocol, session)
 
@@ -290,6 +295,7 @@ class PBXState:
     def _sync_done(self, complete: bool, protocol: Any, session: int) -> None:
         if self._stopped is not None or session != self._sync.session:
             return
+        self._syncing = False
         if not complete:
             if protocol.connected_and_open:
                 self._retry = self.clock.callLater(RETRY_SECONDS, self._begin, protocol, session)
@@ -309,9 +315,24 @@ class PBXState:
         outbox.flush()
         waiters, self._sync_waiters = self._sync_waiters, []
         fire_all(waiters, self)
+        if self._sync_again:
+            self._begin(protocol, session)
+
+    def _fully_booted(self, event: Message) -> None:
+        """Asterisk is fully booted; if it was still booting at this session's sync, sync again."""
+        if not self._sync.on_fully_booted(event) or self._stopped is not None:
+            return
+        # Lists taken mid-boot lack what had not loaded (QueueStatus was an
+        # unknown command, no hints yet): take them again now.
+        _log.info("Asterisk finished booting after the sync: syncing again")
+        if self._syncing:
+            self._sync_again = True
+        elif self._retry is None and self._session_protocol is not None:
+            self._begin(self._session_protocol, self._sync.session)
 
     def _ended(self) -> None:
         self.synced = False
+        self._syncing = False
         self._cancel_retry()
         self._sync.session_ended()
 

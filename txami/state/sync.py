@@ -132,6 +132,13 @@ class Sync:
         self._ended_at: float | None = None
         self._boot: float | None = None
         self._boot_this_session = False
+        #: Whether a ``FullyBooted`` came in this session (at login, or when the boot ended).
+        self._booted_this_session = False
+        #: Whether the last synced session's Asterisk said it was fully booted.
+        self._ended_booted = False
+        #: Whether this session's ``CoreStatus`` answered: a ``FullyBooted`` later is the
+        #: end of a boot that was still going on at login, not the login's own.
+        self._status_seen = False
         self._startup: tuple[str, str] | None = None
         self._startup_this_session = False
         self._restart_decided = False
@@ -151,6 +158,8 @@ class Sync:
         store.unconfirmed = set(store.channels)
         self._known_before = {*store.channels.values(), *store.bridges.values()}
         self._boot_this_session = False
+        self._booted_this_session = False
+        self._status_seen = False
         self._startup_this_session = False
         self._restart_decided = not self._known_before
         self._refreshing.clear()
@@ -161,17 +170,25 @@ class Sync:
             # The last moment the old server was known alive (a connection
             # that never synced, during a restart, tells nothing).
             self._ended_at = self.store.clock.seconds()
+            self._ended_booted = self._booted_this_session
         self._protocol = None
         self.complete = False
 
-    def on_fully_booted(self, event: Message) -> None:
-        """``FullyBooted`` (sent at login to sessions reading ``system``): notice a restart."""
+    def on_fully_booted(self, event: Message) -> bool:
+        """
+        ``FullyBooted`` (sent at login to sessions reading ``system`` once
+        Asterisk has booted, and to every such session when a boot ends):
+        notice a restart.  True if it ends a boot that was going on when this
+        session's lists were taken (they may lack what had not loaded yet).
+        """
+        self._booted_this_session = True
+        booted_late = self._status_seen
         uptime = header(event, "Uptime", text_of(event))
         if uptime is None:
-            return
+            return booted_late
         seconds = to_int(uptime.strip(), -1)
         if seconds < 0:
-            return
+            return booted_late
         boot = self.store.clock.seconds() - seconds
         self._boot_this_session = True
         # Booted after the last synced session ended: a restart.  (Otherwise
@@ -182,6 +199,7 @@ class Sync:
             self._restart_decided = True
             self._restarted("FullyBooted: Uptime " + uptime)
         self._boot = boot
+        return booted_late
 
     def _restarted(self, evidence: str) -> None:
         """End everything known before this session: Asterisk restarted."""
@@ -292,6 +310,16 @@ class Sync:
     # --- applying each list ------------------------------------------------------------------
 
     def _core_status(self, response: Message, session: int, limits: dict[str, str]) -> None:
+        if not self._status_seen:
+            self._status_seen = True
+            # The login's FullyBooted comes before this answer, if Asterisk
+            # has booted.  A server seen fully booted in the last session
+            # that is booting now has restarted (however soon: CoreStatus's
+            # startup time is in whole seconds).
+            booting = not self._booted_this_session
+            if booting and self._ended_booted and not self._restart_decided:
+                self._restart_decided = True
+                self._restarted("logged in while Asterisk was booting")
         date = response.get("CoreStartupDate")
         time = response.get("CoreStartupTime")
         if date is None or time is None:
