@@ -244,3 +244,40 @@ class FakeRestartTests(TestCase):
         self.assertEqual([why for c, why in log.of("channel_gone")], [GONE_RESTART])
         self.assertEqual(log.names("synced"), [False, True])
         self.assertEqual(dict(state.channels), {})
+
+    async def test_restart_while_booting(self) -> None:
+        """A re-sync during the boot misses the queues; FullyBooted brings a sync that has them."""
+        fake = FakeAsterisk(reactor)
+        self.addCleanup(fake.stop)
+        port = listen(fake, reactor)
+        self.addCleanup(port.stopListening)
+        factory = await connect(
+            reactor,
+            "127.0.0.1",
+            port.getHost().port,
+            username="admin",
+            secret="adminsecret",
+            keepalive=None,
+            initial_delay=0.1,
+            max_delay=0.2,
+        )
+        self.addCleanup(factory.stop)
+        state = PBXState(factory)
+        self.addCleanup(state.stop)
+        log = Log()
+        state.add_listener(log)
+        await with_timeout(reactor, state.start(), 10, "the first sync")
+        self.assertEqual(sorted(state.queues), ["support"])
+        caller = fake.pbx.incoming_call("1000", caller_id="<210>")
+        await wait_for(reactor, lambda: caller.uniqueid in state.channels, what="the call")
+        before = state.channels[caller.uniqueid]
+        fake.restart(boot_seconds=60)  # booting until finish_boot
+        await wait_for(reactor, lambda: log.names("synced") == [False, True], what="re-sync")
+        self.assertEqual([why for c, why in log.of("channel_gone")], [GONE_RESTART])
+        self.assertIs(before.hangup_cause, 0)
+        self.assertIn("QueueStatus: Invalid/unknown command", state.limits["queues"])
+        fake.finish_boot()
+        await wait_for(reactor, lambda: len(log.names("synced")) == 3, what="the sync after boot")
+        self.assertEqual(log.names("synced"), [False, True, True])
+        self.assertEqual(dict(state.limits), {})
+        self.assertEqual(sorted(state.queues), ["support"])

@@ -565,6 +565,56 @@ class FaultTests(Harness):
         self.fake.stop()
         self.assertEqual([c for c in self.clock.getDelayedCalls() if c.active()], [])
 
+    def test_restart_booting(self) -> None:
+        """restart(boot_seconds) boots as Asterisk 20 does: core actions only, then FullyBooted."""
+        self.clock.advance(100)
+        self.fake.restart(boot_seconds=2)
+        client, _, pump, events = self.connect()
+        self.assertEqual([e for e in events if e.name == "FullyBooted"], [])
+        queues = client.send_action("QueueStatus")
+        hints = client.send_action("ExtensionStateList")
+        status = client.send_action("CoreStatus")
+        pump.flush()
+        self.assertEqual(
+            self.failureResultOf(queues, AMIError).value.response["Message"],
+            "Invalid/unknown command: QueueStatus. Use Action: ListCommands to show available "
+            "commands.",
+        )
+        self.assertEqual(self.successResultOf(hints).events, [])
+        self.assertEqual(self.successResultOf(status)["Response"], "Success")
+        self.clock.advance(2)
+        pump.flush()
+        (booted,) = [e for e in events if e.name == "FullyBooted"]
+        self.assertEqual(
+            booted.pairs(),
+            [
+                ("Event", "FullyBooted"),
+                ("Privilege", "system,all"),
+                ("Status", "Fully Booted"),
+                ("Uptime", "2"),
+                ("LastReload", "2"),
+            ],
+        )
+        queues = client.send_action("QueueStatus")
+        hints = client.send_action("ExtensionStateList")
+        pump.flush()
+        self.assertEqual(self.successResultOf(queues)["Response"], "Success")
+        self.assertEqual(len(self.successResultOf(hints).events), len(self.fake.pbx.hints))
+        self.assertNotEqual(self.fake.pbx.hints, {})
+        self.assertEqual(self.connect()[3][0].name, "FullyBooted")
+
+    def test_booting_list_commands(self) -> None:
+        """ListCommands while booting names just the actions Asterisk 20 had then."""
+        self.fake.restart(boot_seconds=1)
+        client, _, pump, _ = self.connect()
+        listed = client.send_action("ListCommands")
+        pump.flush()
+        names = {name.lower() for name, _ in self.successResultOf(listed).pairs()}
+        names -= {"response", "actionid"}
+        answered = {e.name.lower() for e in self.fake._actions.values()}
+        self.assertEqual(names, answered & txami.testing.BOOTING_ACTIONS)
+        self.assertEqual(({"corestatus", "queuestatus"} & names), {"corestatus"})
+
     def test_send_raw_split(self) -> None:
         """send_raw writes pieces cut at the offsets; the client gets them one by one."""
         client, _, pump, events = self.connect()

@@ -836,3 +836,20 @@ class DataCaptureTests(CaptureTestCase):
         replayer = self.replay_capture("custom-sample")
         spec = Spec(ignore=frozenset({"Output"}))
         self.assertMatchesCapture(replayer, "custom-sample", spec=spec)
+
+
+class BootCaptureTests(CaptureTestCase):
+    """``boot``: a login while Asterisk boots (``tests/record_boot.py``)."""
+
+    def test_boot(self) -> None:
+        """Booting: no FullyBooted at login, module actions unknown, no hints; then FullyBooted."""
+        clock = Clock()
+        fake = FakeAsterisk(clock)
+        self.addCleanup(fake.stop)
+        fake.restart(boot_seconds=1)
+        replayer = Replayer(fake, clock)
+        replayer.connect("main")
+        replayer.send("main", read("boot.sent.raw"))
+        replayer.advance(1)
+        spec = Spec(events=frozenset({"FullyBooted"}))
+        self.assertMatchesCapture(replayer, "boot", spec=spec)

@@ -26,9 +26,10 @@ from txami.testing.agi import FakeAGI, FakeAsyncAGI
 from txami.testing.helpers import ChunkPump, connected_pair, listen, replay
 from txami.testing.pbx import PBX, Bridge, Channel, IAXPeer, Mailbox, Queue, QueueMember
 from txami.testing.permissions import AMIUser
-from txami.testing.server import ActionHandler, FakeAsterisk, FakeSession
+from txami.testing.server import BOOTING_ACTIONS, ActionHandler, FakeAsterisk, FakeSession
 
 __all__ = [
+    "BOOTING_ACTIONS",
     "PBX",
     "AMIUser",
     "ActionHandler",

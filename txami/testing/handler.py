@@ -79,6 +79,10 @@ class Server(Protocol):
     def command_framing(self) -> str:
         """``"modern"`` or ``"follows"``: how ``Command`` output is framed."""
 
+    @property
+    def booting(self) -> bool:
+        """Whether Asterisk is still booting (its modules not loaded yet)."""
+
     def find_user(self, name: str) -> AMIUser | None:
         """The AMI user called ``name``, if any."""
 

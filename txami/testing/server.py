@@ -434,6 +434,78 @@ class FakeSession(Protocol):
         fake.pbx.emit(name, pairs)
 
 
+#: The actions Asterisk 20 answers while it boots, before its modules load
+#: (``ListCommands`` at the first login a fresh Asterisk 20.20.1 accepted):
+#: the rest (``QueueStatus``, ``DeviceStateList``, ``PresenceStateList``,
+#: applications' and resources' actions) are unknown commands until then.
+BOOTING_ACTIONS = frozenset(
+    name.lower()
+    for name in [
+        "AOCMessage",
+        "AbsoluteTimeout",
+        "Atxfer",
+        "BlindTransfer",
+        "Bridge",
+        "BridgeDestroy",
+        "BridgeInfo",
+        "BridgeKick",
+        "BridgeList",
+        "BridgeTechnologyList",
+        "BridgeTechnologySuspend",
+        "BridgeTechnologyUnsuspend",
+        "CancelAtxfer",
+        "Challenge",
+        "Command",
+        "CoreSettings",
+        "CoreShowChannelMap",
+        "CoreShowChannels",
+        "CoreStatus",
+        "CreateConfig",
+        "DBDel",
+        "DBDelTree",
+        "DBGet",
+        "DBGetTree",
+        "DBPut",
+        "Events",
+        "ExtensionState",
+        "ExtensionStateList",
+        "Filter",
+        "GetConfig",
+        "GetConfigJSON",
+        "Getvar",
+        "Hangup",
+        "ListCategories",
+        "ListCommands",
+        "LocalOptimizeAway",
+        "LoggerRotate",
+        "Login",
+        "Logoff",
+        "MailboxCount",
+        "MailboxStatus",
+        "MessageSend",
+        "ModuleCheck",
+        "ModuleLoad",
+        "Originate",
+        "Ping",
+        "PresenceState",
+        "Redirect",
+        "Reload",
+        "SendText",
+        "Setvar",
+        "ShowDialPlan",
+        "SorceryMemoryCacheExpire",
+        "SorceryMemoryCacheExpireObject",
+        "SorceryMemoryCachePopulate",
+        "SorceryMemoryCacheStale",
+        "SorceryMemoryCacheStaleObject",
+        "Status",
+        "UpdateConfig",
+        "UserEvent",
+        "WaitEvent",
+    ]
+)
+
+
 class FakeAsterisk(ServerFactory):
     """
     A fake Asterisk Manager Interface server (a Twisted server factory).
@@ -502,6 +574,10 @@ class FakeAsterisk(ServerFactory):
         self.challenge_source: Callable[[], str] = lambda: str(self._random.randrange(2**31))[:9]
         self._demo: IDelayedCall | None = None
         self._demo_count = 0
+        #: Whether Asterisk is still booting (see `restart`): only the
+        #: `BOOTING_ACTIONS` answer, no hints yet, no ``FullyBooted`` at login.
+        self.booting = False
+        self._boot: IDelayedCall | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> FakeSession:  # type: ignore[override]
         return FakeSession(self, addr)
@@ -548,10 +624,15 @@ class FakeAsterisk(ServerFactory):
 
     def action_entry(self, name: str) -> ActionEntry | None:
         """The action called ``name`` (any case), or `None`."""
-        return self._actions.get(name.lower())
+        low = name.lower()
+        if self.booting and low not in BOOTING_ACTIONS:
+            return None
+        return self._actions.get(low)
 
     def actions(self) -> list[ActionEntry]:
-        """Every action the server answers."""
+        """Every action the server answers (now: fewer while booting)."""
+        if self.booting:
+            return [e for key, e in self._actions.items() if key in BOOTING_ACTIONS]
         return list(self._actions.values())
 
     def action_info(self, name: str) -> tuple[str, str] | None:
@@ -609,17 +690,40 @@ class FakeAsterisk(ServerFactory):
         for session in list(self.sessions):
             session.abort()
 
-    def restart(self) -> None:
+    def restart(self, boot_seconds: float = 0.0) -> None:
         """
         Restart Asterisk: every connection is dropped and every call is gone;
         the PBX starts afresh as configured at the start (uptime 0, channel
         numbers from 0, new Uniqueids), without events for what vanished.
         Demo traffic goes on, into the new PBX.
+
+        With ``boot_seconds``, the new Asterisk takes logins at once but is
+        `booting` for that long, as a real one is while its modules load:
+        only `BOOTING_ACTIONS` answer (``QueueStatus`` is an unknown
+        command), ``ExtensionStateList`` lists no hints, and a login gets no
+        ``FullyBooted``; then every session reading ``system`` gets the
+        ``FullyBooted`` event (`finish_boot` ends the boot sooner).
         """
         self.pbx.stop()
         self.drop_all()
         self.pbx = PBX(Timers(self.clock), self._emit)
         load_capture_defaults(self.pbx)
+        self._timers.cancel(self._boot)
+        self._boot = None
+        self.booting = boot_seconds > 0
+        if self.booting:
+            self._boot = self._timers.call_later(boot_seconds, self.finish_boot)
+
+    def finish_boot(self) -> None:
+        """End the boot `restart` began, now: ``FullyBooted`` to sessions reading ``system``."""
+        if not self.booting:
+            return
+        self._timers.cancel(self._boot)
+        self._boot = None
+        self.booting = False
+        uptime = str(int(self.pbx.uptime))
+        pairs = [("Status", "Fully Booted"), ("Uptime", uptime), ("LastReload", uptime)]
+        self._emit("FullyBooted", pairs, perm.SYSTEM)
 
     def stall(self) -> None:
         """Stop reading and answering (and sending events) on every connection."""

@@ -52,7 +52,7 @@ def _login(session: Session, action: Action) -> None:
         return
     session.accept_login(user, action.get("Events"))
     ack(session, action, "Authentication accepted")
-    if session.read_mask & perm.SYSTEM and session.event_mask & perm.SYSTEM:
+    if session.read_mask & perm.SYSTEM and session.event_mask & perm.SYSTEM and not fake.booting:
         uptime = str(int(fake.pbx.uptime))
         session.write_response(
             [

@@ -28,7 +28,8 @@ def _extension_state(session: Session, action: Action) -> None:
 def _extension_state_list(session: Session, action: Action) -> None:
     pbx = session.factory.pbx
     list_start(session, action, "Extension Statuses will follow")
-    hints = list(reversed(pbx.hints.items()))
+    # The dialplan, and so its hints, loads late in a boot.
+    hints = [] if session.factory.booting else list(reversed(pbx.hints.items()))
     for (context, exten), _ in hints:
         item(
             session, "ExtensionStatus", [*id_pairs(action), *pbx.extension_status(context, exten)]
