@@ -435,75 +435,25 @@ class FakeSession(Protocol):
 
 
 #: The actions Asterisk 20 answers while it boots, before its modules load
-#: (``ListCommands`` at the first login a fresh Asterisk 20.20.1 accepted):
+#: (``ListCommands`` at the first login a fresh Asterisk 20.20.1 accepted; lower-cased):
 #: the rest (``QueueStatus``, ``DeviceStateList``, ``PresenceStateList``,
 #: applications' and resources' actions) are unknown commands until then.
-BOOTING_ACTIONS = frozenset(
-    name.lower()
-    for name in [
-        "AOCMessage",
-        "AbsoluteTimeout",
-        "Atxfer",
-        "BlindTransfer",
-        "Bridge",
-        "BridgeDestroy",
-        "BridgeInfo",
-        "BridgeKick",
-        "BridgeList",
-        "BridgeTechnologyList",
-        "BridgeTechnologySuspend",
-        "BridgeTechnologyUnsuspend",
-        "CancelAtxfer",
-        "Challenge",
-        "Command",
-        "CoreSettings",
-        "CoreShowChannelMap",
-        "CoreShowChannels",
-        "CoreStatus",
-        "CreateConfig",
-        "DBDel",
-        "DBDelTree",
-        "DBGet",
-        "DBGetTree",
-        "DBPut",
-        "Events",
-        "ExtensionState",
-        "ExtensionStateList",
-        "Filter",
-        "GetConfig",
-        "GetConfigJSON",
-        "Getvar",
-        "Hangup",
-        "ListCategories",
-        "ListCommands",
-        "LocalOptimizeAway",
-        "LoggerRotate",
-        "Login",
-        "Logoff",
-        "MailboxCount",
-        "MailboxStatus",
-        "MessageSend",
-        "ModuleCheck",
-        "ModuleLoad",
-        "Originate",
-        "Ping",
-        "PresenceState",
-        "Redirect",
-        "Reload",
-        "SendText",
-        "Setvar",
-        "ShowDialPlan",
-        "SorceryMemoryCacheExpire",
-        "SorceryMemoryCacheExpireObject",
-        "SorceryMemoryCachePopulate",
-        "SorceryMemoryCacheStale",
-        "SorceryMemoryCacheStaleObject",
-        "Status",
-        "UpdateConfig",
-        "UserEvent",
-        "WaitEvent",
-    ]
-)
+# fmt: off
+BOOTING_ACTIONS = frozenset({
+    "aocmessage", "absolutetimeout", "atxfer", "blindtransfer", "bridge", "bridgedestroy",
+    "bridgeinfo", "bridgekick", "bridgelist", "bridgetechnologylist",
+    "bridgetechnologysuspend", "bridgetechnologyunsuspend", "cancelatxfer", "challenge",
+    "command", "coresettings", "coreshowchannelmap", "coreshowchannels", "corestatus",
+    "createconfig", "dbdel", "dbdeltree", "dbget", "dbgettree", "dbput", "events",
+    "extensionstate", "extensionstatelist", "filter", "getconfig", "getconfigjson", "getvar",
+    "hangup", "listcategories", "listcommands", "localoptimizeaway", "loggerrotate", "login",
+    "logoff", "mailboxcount", "mailboxstatus", "messagesend", "modulecheck", "moduleload",
+    "originate", "ping", "presencestate", "redirect", "reload", "sendtext", "setvar",
+    "showdialplan", "sorcerymemorycacheexpire", "sorcerymemorycacheexpireobject",
+    "sorcerymemorycachepopulate", "sorcerymemorycachestale", "sorcerymemorycachestaleobject",
+    "status", "updateconfig", "userevent", "waitevent",
+})
+# fmt: on
 
 
 class FakeAsterisk(ServerFactory):
