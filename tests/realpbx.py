@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -40,6 +41,13 @@ USERS = {"admin": "adminsecret", "reader": "readersecret", "caller": "callersecr
 CONTEXT = "txami-test"
 
 _counter = itertools.count(1)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port of 127.0.0.1 free right now (TCP, or UDP with ``socket.SOCK_DGRAM``)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def address(variable: str = "TXAMI_TEST_AMI") -> tuple[str, int]:

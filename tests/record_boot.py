@@ -21,36 +21,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.realpbx import free_port
+from tests.test_state_replay import SYNC_ACTIONS
+
 DATA = Path(__file__).parent / "data"
 ASTERISK = Path(__file__).parent.parent.parent / "shared" / "asterisk"
-LISTS = [
-    "CoreStatus",
-    "BridgeList",
-    "CoreShowChannels",
-    "QueueStatus",
-    "DeviceStateList",
-    "ExtensionStateList",
-    "PresenceStateList",
-    "QueueSummary",
-    "Status",
-]
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: The lists a sync sends (but its ``Command``), then two more lists of modules and the core.
+LISTS = [*SYNC_ACTIONS[:-1], "QueueSummary", "Status"]
 
 
 def record(seconds: float = 6.0) -> tuple[bytes, bytes]:
     """Boot a private server, log in at once, send `LISTS`; return (sent, received)."""
     root = tempfile.mkdtemp(prefix="txami-boot-")
-    port = _free_port(socket.SOCK_STREAM)
+    port = free_port(socket.SOCK_STREAM)
     env = {
         **os.environ,
         "TXAMI_AMI_PORT": str(port),
-        "TXAMI_AMI_TLS_PORT": str(_free_port(socket.SOCK_STREAM)),
-        "TXAMI_IAX_PORT": str(_free_port(socket.SOCK_DGRAM)),
+        "TXAMI_AMI_TLS_PORT": str(free_port(socket.SOCK_STREAM)),
+        "TXAMI_IAX_PORT": str(free_port(socket.SOCK_DGRAM)),
     }
     start = subprocess.Popen([str(ASTERISK / "start"), root], env=env, stdout=subprocess.DEVNULL)
     try:

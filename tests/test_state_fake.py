@@ -212,8 +212,8 @@ class FakeRestartTests(TestCase):
 
     timeout = 30
 
-    async def test_restart(self) -> None:
-        """Everything known before the restart ends as 'asterisk restarted'; then it re-syncs."""
+    async def model(self) -> tuple[FakeAsterisk, PBXState, Log]:
+        """A fake on a loopback port, and a synced model over a factory of it, with its log."""
         fake = FakeAsterisk(reactor)
         self.addCleanup(fake.stop)
         port = listen(fake, reactor)
@@ -234,6 +234,11 @@ class FakeRestartTests(TestCase):
         log = Log()
         state.add_listener(log)
         await with_timeout(reactor, state.start(), 10, "the first sync")
+        return fake, state, log
+
+    async def test_restart(self) -> None:
+        """Everything known before the restart ends as 'asterisk restarted'; then it re-syncs."""
+        fake, state, log = await self.model()
         caller = fake.pbx.incoming_call("1000", caller_id="<210>")
         await wait_for(reactor, lambda: caller.uniqueid in state.channels, what="the call")
         before = state.channels[caller.uniqueid]
@@ -247,26 +252,7 @@ class FakeRestartTests(TestCase):
 
     async def test_restart_while_booting(self) -> None:
         """A re-sync during the boot misses the queues; FullyBooted brings a sync that has them."""
-        fake = FakeAsterisk(reactor)
-        self.addCleanup(fake.stop)
-        port = listen(fake, reactor)
-        self.addCleanup(port.stopListening)
-        factory = await connect(
-            reactor,
-            "127.0.0.1",
-            port.getHost().port,
-            username="admin",
-            secret="adminsecret",
-            keepalive=None,
-            initial_delay=0.1,
-            max_delay=0.2,
-        )
-        self.addCleanup(factory.stop)
-        state = PBXState(factory)
-        self.addCleanup(state.stop)
-        log = Log()
-        state.add_listener(log)
-        await with_timeout(reactor, state.start(), 10, "the first sync")
+        fake, state, log = await self.model()
         self.assertEqual(sorted(state.queues), ["support"])
         caller = fake.pbx.incoming_call("1000", caller_id="<210>")
         await wait_for(reactor, lambda: caller.uniqueid in state.channels, what="the call")

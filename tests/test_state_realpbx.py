@@ -24,7 +24,15 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from tests.realpbx import SKIP, USERS, connect_user, unique_tag, wait_for, with_timeout
+from tests.realpbx import (
+    SKIP,
+    USERS,
+    connect_user,
+    free_port,
+    unique_tag,
+    wait_for,
+    with_timeout,
+)
 from tests.statefake import Log
 from tests.statescenarios import SCENARIOS, Ctx
 from txami import AMIError, OriginateError, PBXState, connect
@@ -183,12 +191,6 @@ class DroppedConnectionTests(StateTestCase):
         await ctx.hang_up()
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RestartTests(TestCase):
     """An Asterisk restart, on a private server this test starts and stops."""
 
@@ -217,9 +219,9 @@ class RestartTests(TestCase):
         self.root = tempfile.mkdtemp(prefix="txami-state-")
         self.addCleanup(shutil.rmtree, self.root, True)
         self.port, self.tls_port, self.iax_port = (
-            _free_port(),
-            _free_port(),
-            _free_port(socket.SOCK_DGRAM),
+            free_port(),
+            free_port(),
+            free_port(socket.SOCK_DGRAM),
         )
         await self.server("start")
         self.addCleanup(self.server, "stop")
