@@ -398,8 +398,6 @@ class ReconnectTests(SynchronousTestCase):
         self.assertEqual([a.name for a in again if a.name == "QueueStatus"], ["QueueStatus"])
         self.assertEqual(dict(self.state.limits), {})
         self.assertEqual(self.log.names("synced"), [False, True])
-        server.send(wire("FullyBooted", [("Privilege", "system,all"), ("Uptime", "3")]))
-        self.assertEqual(self.data.answer(server)[0].name, "CoreStatus")
 
     def test_boot_ending_during_the_sync(self) -> None:
         """A FullyBooted while the mid-boot sync still runs: one more sync follows it, not two."""

@@ -131,7 +131,8 @@ class Sync:
         self._known_before: set[object] = set()
         self._ended_at: float | None = None
         self._boot: float | None = None
-        self._boot_this_session = False
+        #: Whether this session's ``FullyBooted`` gave an ``Uptime`` (restarts seen by it).
+        self._uptime_this_session = False
         #: Whether a ``FullyBooted`` came in this session (at login, or when the boot ended).
         self._booted_this_session = False
         #: Whether the last synced session's Asterisk said it was fully booted.
@@ -157,7 +158,7 @@ class Sync:
         store.bridge_tombstones.clear()
         store.unconfirmed = set(store.channels)
         self._known_before = {*store.channels.values(), *store.bridges.values()}
-        self._boot_this_session = False
+        self._uptime_this_session = False
         self._booted_this_session = False
         self._status_seen = False
         self._startup_this_session = False
@@ -190,7 +191,7 @@ class Sync:
         if seconds < 0:
             return booted_late
         boot = self.store.clock.seconds() - seconds
-        self._boot_this_session = True
+        self._uptime_this_session = True
         # Booted after the last synced session ended: a restart.  (Otherwise
         # CoreStatus still has its say: a restart within a second of the
         # previous boot is within this estimate's error.)
@@ -293,7 +294,7 @@ class Sync:
     def _finish(self, session: int, limits: dict[str, str]) -> bool:
         if session != self.session:
             return False
-        if not (self._boot_this_session or self._startup_this_session):
+        if not (self._uptime_this_session or self._startup_this_session):
             add_limit(limits, "restarts", "neither FullyBooted nor CoreStatus is available")
         self._restart_decided = True
         self.limits = limits
