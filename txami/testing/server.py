@@ -580,7 +580,7 @@ class FakeAsterisk(ServerFactory):
         return self._actions.get(low)
 
     def actions(self) -> list[ActionEntry]:
-        """Every action the server answers (now: fewer while booting)."""
+        """Every action the server answers now (while `booting`, the core's only)."""
         if self.booting:
             return [e for key, e in self._actions.items() if key in BOOTING_ACTIONS]
         return list(self._actions.values())
